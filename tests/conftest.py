@@ -1,0 +1,41 @@
+"""Test set-up: nothing here touches the network; models are tiny, random and built from configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Never reach a model hub from the tests, and keep caches inside the test session.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("IDEAFORGE_CACHE", str(Path(__file__).resolve().parent.parent / ".pytest_cache" / "ideaforge"))
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with no LLM configured and no IDEAFORGE_* settings from the developer's shell."""
+    for key in list(os.environ):
+        if key.startswith("IDEAFORGE_") and key != "IDEAFORGE_CACHE":
+            monkeypatch.delenv(key, raising=False)
+    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+def clip_tokenizer():
+    from tools.clip_tokenizer import load_clip_tokenizer
+
+    return load_clip_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real CLIP tokenizer folder (vocab.json, merges.txt, configs), built offline."""
+    from tools.clip_tokenizer import write_clip_tokenizer
+
+    return write_clip_tokenizer(tmp_path_factory.mktemp("tokenizer") / "tokenizer")

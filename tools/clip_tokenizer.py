@@ -1,0 +1,104 @@
+"""The real CLIP tokenizer, built offline from the bundled BPE vocabulary.
+
+Stable Diffusion's text encoders read at most 77 tokens, BOS and EOS included. Counting words is not counting
+tokens, so every prompt budget in ideaforge is checked with this tokenizer, or with the loaded diffusion model's
+own tokenizer when there is one.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+CLIP_MAX_TOKENS = 77
+VOCAB_SIZE = 49408
+_BPE_FILE = "bpe_simple_vocab_16e6.txt.gz"
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable-unicode table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+def _vocab_and_merges(bpe_gz: bytes) -> tuple[dict[str, int], list[str]]:
+    lines = gzip.decompress(bpe_gz).decode("utf-8").split("\n")
+    # As in OpenAI CLIP: the first 48,894 merges after the header line, giving 512 + 48,894 + 2 = 49,408 tokens.
+    merges = lines[1 : 49152 - 256 - 2 + 1]
+    base = list(_bytes_to_unicode().values())
+    tokens = base + [t + "</w>" for t in base] + ["".join(m.split()) for m in merges]
+    tokens += ["<|startoftext|>", "<|endoftext|>"]
+    if len(tokens) != VOCAB_SIZE:
+        raise RuntimeError(f"CLIP vocabulary has {len(tokens)} tokens, expected {VOCAB_SIZE}")
+    return {t: i for i, t in enumerate(tokens)}, merges
+
+
+def _cache_root() -> Path:
+    root = os.environ.get("IDEAFORGE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "ideaforge"
+    )
+    return Path(root)
+
+
+def write_clip_tokenizer(directory: str | os.PathLike[str] | None = None) -> Path:
+    """Write a CLIP tokenizer folder (vocab.json, merges.txt, configs) and return its path.
+
+    With no directory, a content-addressed folder under the ideaforge cache is used and reused. The folder is
+    written to a temporary name and renamed into place, so concurrent callers never see half a tokenizer.
+    """
+    bpe = resources.files("tools").joinpath("data", _BPE_FILE).read_bytes()
+    if directory is None:
+        digest = hashlib.sha256(bpe).hexdigest()[:16]
+        target = _cache_root() / f"clip-tokenizer-{digest}"
+        if (target / "tokenizer_config.json").exists():
+            return target
+    else:
+        target = Path(directory)
+        if (target / "tokenizer_config.json").exists():
+            return target
+    vocab, merges = _vocab_and_merges(bpe)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=target.parent))
+    (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (tmp / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    from transformers import CLIPTokenizer
+
+    # from_pretrained on the two files works across transformers 4 and 5 (whose constructor arguments differ).
+    tok = CLIPTokenizer.from_pretrained(str(tmp), model_max_length=CLIP_MAX_TOKENS)
+    tok.save_pretrained(str(tmp))
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process won the race; its folder is identical
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+@lru_cache(maxsize=4)
+def load_clip_tokenizer(directory: str | None = None) -> Any:
+    """The CLIP tokenizer (a `transformers.CLIPTokenizer`, 49,408 tokens, model_max_length=77)."""
+    from transformers import CLIPTokenizer
+
+    path = write_clip_tokenizer(directory)
+    return CLIPTokenizer.from_pretrained(str(path), model_max_length=CLIP_MAX_TOKENS)
+
+
+def count_tokens(text: str, tokenizer: Any | None = None) -> int:
+    """Number of CLIP tokens in `text`, BOS and EOS included, without truncation."""
+    tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
+    return len(tok(text, truncation=False, add_special_tokens=True)["input_ids"])
