@@ -1,0 +1,314 @@
+"""The prompt chain: a loose idea becomes a `PromptSpec`, through an LLM (`openai`) or offline (`rules`).
+
+The LLM part is plain LangChain: `ChatPromptTemplate | ChatOpenAI.with_structured_output(LLMSpec, include_raw=True)`.
+Every engine's output goes through `finalize`, the one place where style presets, the 77-token budget and the
+"no idea word in the negative" rule are enforced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import prompts
+from agent.budget import count, fit_terms, remove_contradictions
+from agent.errors import InputError, LLMError
+from agent.models import LLMSpec, PromptSpec
+from agent.rules import _vocab, get_style, rules_spec
+from agent.settings import Settings
+from agent.text import clean_idea, detect_language, has_foreign_script, split_terms
+
+# An LLM reply this far over the budget did not follow the instructions: ask again rather than trim it.
+_FAR_OVER_BUDGET = 2 * 77
+
+
+def resolve_engine(settings: Settings) -> str:
+    """`auto` means `openai` when an API key or base URL is configured, else `rules`."""
+    if settings.engine == "auto":
+        return "openai" if settings.llm_configured() else "rules"
+    if settings.engine == "openai" and not settings.llm_configured():
+        raise InputError(
+            "engine 'openai' needs an LLM: set OPENAI_API_KEY, or --llm-base-url / OPENAI_BASE_URL for an "
+            "OpenAI-compatible server, or use --engine rules"
+        )
+    return settings.engine
+
+
+def _style_hint(style: dict[str, str] | None) -> str:
+    if not style:
+        return ""
+    return (
+        f"- Style preset: {style['name']} ({style['description']}). Describe the subject so that it suits this "
+        "style; the preset's own terms are added to your prompt afterwards, so don't repeat them."
+    )
+
+
+def idea_prompt() -> Any:
+    """The `ChatPromptTemplate` for a new idea. Input variables: `idea`, `style_hint`."""
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langchain_core.prompts import ChatPromptTemplate
+
+    messages: list[Any] = [("system", prompts.read_text("system.md"))]
+    for ex in prompts.examples():
+        # Examples are messages, not templates: their JSON braces must not be read as variables.
+        messages.append(HumanMessage(prompts.read_text("idea.md").format(idea=ex["idea"]).strip()))
+        messages.append(AIMessage(json.dumps(ex["spec"], ensure_ascii=False)))
+    messages.append(("human", prompts.read_text("idea.md")))
+    return ChatPromptTemplate.from_messages(messages)
+
+
+def revise_prompt() -> Any:
+    """Template for a critic-driven revision. Input variables: `style_hint`, `idea_en`, `history`, `critique`."""
+    from langchain_core.prompts import ChatPromptTemplate
+
+    return ChatPromptTemplate.from_messages(
+        [("system", prompts.read_text("system.md")), ("human", prompts.read_text("revise.md"))]
+    )
+
+
+def refine_prompt() -> Any:
+    """Template for a conversational refinement ("make it night").
+
+    Input variables: `style_hint`, `positive`, `negative`, `elements`, `request`.
+    """
+    from langchain_core.prompts import ChatPromptTemplate
+
+    return ChatPromptTemplate.from_messages(
+        [("system", prompts.read_text("system.md")), ("human", prompts.read_text("refine.md"))]
+    )
+
+
+@dataclass
+class _Reply:
+    spec: LLMSpec | None
+    error: str | None
+    raw_text: str
+
+
+class PromptChain:
+    """Idea -> `PromptSpec` with the configured engine. Build once, call many times (thread-safe).
+
+    Example:
+        >>> from agent.chain import PromptChain
+        >>> from agent.settings import load_settings
+        >>> chain = PromptChain(load_settings(engine="rules"))
+        >>> spec = chain.optimize("cozy cabin at night")
+        >>> spec.engine, spec.positive.startswith("cozy cabin at night")
+        ('rules', True)
+    """
+
+    def __init__(self, settings: Settings, *, tokenizer: Any = None, llm: Any = None) -> None:
+        self.settings = settings
+        self.engine = resolve_engine(settings) if llm is None else "openai"
+        self._tokenizer = tokenizer
+        self._llm = llm
+
+    # -- plumbing -----------------------------------------------------------------------------------------
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            from tools.clip_tokenizer import load_clip_tokenizer
+
+            self._tokenizer = load_clip_tokenizer()
+        return self._tokenizer
+
+    def use_tokenizer(self, tokenizer: Any) -> None:
+        """Count tokens with the loaded diffusion model's own tokenizer from now on."""
+        self._tokenizer = tokenizer
+
+    @property
+    def llm(self) -> Any:
+        if self._llm is None:
+            from langchain_openai import ChatOpenAI
+            from pydantic import SecretStr
+
+            s = self.settings
+            # Local OpenAI-compatible servers accept any key; the client insists on one.
+            key = s.openai_api_key or SecretStr("not-needed")
+            self._llm = ChatOpenAI(
+                model=s.llm_model,
+                base_url=s.llm_base_url,
+                api_key=key,
+                timeout=s.llm_timeout,
+                max_retries=s.llm_max_retries,
+                temperature=s.llm_temperature,
+            )
+        return self._llm
+
+    def _structured(self) -> Any:
+        return self.llm.with_structured_output(LLMSpec, method=self.settings.llm_method, include_raw=True)
+
+    def _check(self, spec: LLMSpec) -> str | None:
+        """What is wrong with a parsed reply, or None. The checks the schema cannot express."""
+        for name in ("positive", "negative", "idea_en"):
+            if has_foreign_script(getattr(spec, name)):
+                return f"`{name}` must be in English, but it contains non-Latin script: {getattr(spec, name)[:80]!r}"
+        if count(spec.positive, self.tokenizer) > _FAR_OVER_BUDGET:
+            return "`positive` is far over the 77-token limit; keep it under 60 words"
+        return None
+
+    def _ask(self, prompt: Any, inputs: dict[str, Any]) -> LLMSpec:
+        """One structured request with one repair round. Raises LLMError when no usable reply came back."""
+        from langchain_core.messages import HumanMessage
+
+        messages = prompt.format_messages(**inputs)
+        reply = self._invoke(messages)
+        if reply.spec is not None:
+            return reply.spec
+        repair = HumanMessage(
+            "Your previous reply could not be used: "
+            f"{reply.error}\nYour reply was:\n{reply.raw_text[:2000]}\n"
+            "Answer again with only the structured result, following the schema exactly."
+        )
+        second = self._invoke([*messages, repair])
+        if second.spec is not None:
+            return second.spec
+        raise LLMError(f"the LLM's reply did not validate twice: {second.error}")
+
+    def _invoke(self, messages: list[Any]) -> _Reply:
+        """One request. Transport errors propagate; a reply that does not parse becomes a `_Reply` with the error."""
+        from langchain_core.exceptions import OutputParserException
+        from pydantic import ValidationError
+
+        try:
+            out = self._structured().invoke(messages)
+        except (ValidationError, OutputParserException, json.JSONDecodeError) as exc:
+            # The openai client's own parser (json_schema) raises instead of returning a parsing error.
+            raw = getattr(exc, "llm_output", None) or _input_of(exc)
+            return _Reply(None, _short(str(exc)), raw)
+        return self._parse(out)
+
+    def _parse(self, out: dict[str, Any]) -> _Reply:
+        raw = out.get("raw")
+        raw_text = ""
+        if raw is not None:
+            raw_text = str(getattr(raw, "content", "") or "")
+            calls = getattr(raw, "tool_calls", None) or []
+            if calls:
+                raw_text = json.dumps(calls[0].get("args", {}), ensure_ascii=False)
+        if out.get("parsing_error") is not None or out.get("parsed") is None:
+            err = out.get("parsing_error") or "the reply held no structured result"
+            return _Reply(None, _short(str(err)), raw_text)
+        parsed = out["parsed"]
+        spec = parsed if isinstance(parsed, LLMSpec) else LLMSpec.model_validate(parsed)
+        problem = self._check(spec)
+        return _Reply(None if problem else spec, problem, raw_text)
+
+    # -- finishing, the one validation layer for every engine ---------------------------------------------
+    def finalize(
+        self, llm_spec: LLMSpec, idea: str, style: dict[str, str] | None, engine: str, warnings: list[str]
+    ) -> PromptSpec:
+        stop = _vocab()["_stopwords"]
+        positive_terms = split_terms(llm_spec.positive)
+        protected = 1
+        if style:
+            styled = split_terms(style["prompt"].replace("{prompt}", "\x00"))
+            head = [t.replace("\x00", positive_terms[0]) for t in styled if "\x00" in t]
+            tail = [t for t in styled if "\x00" not in t]
+            positive_terms = head + positive_terms[1:] + tail
+            protected = len(head)
+        positive, w1 = fit_terms(positive_terms, self.tokenizer, protected=protected)
+        neg_terms = split_terms(llm_spec.negative) + (split_terms(style["negative"]) if style else [])
+        kept, dropped = remove_contradictions(list(dict.fromkeys(neg_terms)), llm_spec.idea_en, stop)
+        if dropped:
+            warnings.append(f"removed negative terms that name part of the idea: {', '.join(dropped)}")
+        negative, w2 = fit_terms(kept, self.tokenizer, protected=0)
+        language = llm_spec.language or detect_language(idea)
+        return PromptSpec(
+            idea=idea,
+            idea_en=llm_spec.idea_en,
+            positive=positive,
+            negative=negative,
+            elements=llm_spec.elements,
+            language=language,
+            style=style["name"] if style else None,
+            engine=engine,
+            warnings=[*warnings, *w1, *w2],
+            positive_tokens=count(positive, self.tokenizer),
+            negative_tokens=count(negative, self.tokenizer),
+        )
+
+    def _fallback(self, idea: str, style: dict[str, str] | None, exc: Exception) -> PromptSpec:
+        spec = rules_spec(idea, style=style["name"] if style else None, tokenizer=self.tokenizer)
+        reason = _redact(f"{type(exc).__name__}: {_short(str(exc))}", self.settings)
+        spec.warnings.insert(0, f"the openai engine failed ({reason}); used the rules engine instead")
+        return spec
+
+    # -- the three things the chain does ------------------------------------------------------------------
+    def optimize(self, idea: str, *, style: str | None = None) -> PromptSpec:
+        """A new idea -> spec. Bad input raises `InputError`; LLM failures fall back to `rules`, recorded."""
+        idea = clean_idea(idea)
+        preset = get_style(style if style is not None else self.settings.style)
+        if self.engine == "rules":
+            return rules_spec(idea, style=preset["name"] if preset else None, tokenizer=self.tokenizer)
+        try:
+            reply = self._ask(idea_prompt(), {"idea": idea, "style_hint": _style_hint(preset)})
+        except Exception as exc:  # any LLM fault: HTTP error, timeout, unusable reply
+            return self._fallback(idea, preset, exc)
+        return self.finalize(reply, idea, preset, "openai", [])
+
+    def batch(self, ideas: list[str], *, style: str | None = None, max_concurrency: int = 4) -> list[PromptSpec]:
+        """Many ideas at once; the LLM calls run concurrently. Bad ideas raise before any call is made."""
+        from langchain_core.runnables import RunnableLambda
+
+        cleaned = [clean_idea(i) for i in ideas]
+        if self.engine == "rules" or len(cleaned) <= 1:
+            return [self.optimize(i, style=style) for i in cleaned]
+        runnable = RunnableLambda(lambda i: self.optimize(i, style=style))
+        return runnable.batch(cleaned, config={"max_concurrency": max_concurrency})
+
+    def revise(self, spec: PromptSpec, history: str, critique: str) -> PromptSpec:
+        """A new spec from the critic's verdict on earlier attempts (LLM engines only; see agent.loop)."""
+        preset = get_style(spec.style)
+        inputs = {"style_hint": _style_hint(preset), "idea_en": spec.idea_en, "history": history, "critique": critique}
+        reply = self._ask(revise_prompt(), inputs)
+        return self.finalize(reply, spec.idea, preset, "openai", [])
+
+    def refine(self, spec: PromptSpec, request: str) -> PromptSpec:
+        """Apply a follow-up request ("make it night") to an existing spec."""
+        request = clean_idea(request)
+        preset = get_style(spec.style)
+        if self.engine == "rules":
+            return refine_rules(spec, request, self.tokenizer)
+        inputs = {
+            "style_hint": _style_hint(preset),
+            "positive": spec.positive,
+            "negative": spec.negative,
+            "elements": ", ".join(spec.elements),
+            "request": request,
+        }
+        try:
+            reply = self._ask(refine_prompt(), inputs)
+        except Exception as exc:
+            out = refine_rules(spec, request, self.tokenizer)
+            out.warnings.insert(0, f"the openai engine failed ({_short(str(exc))}); refined with the rules engine")
+            return out
+        return self.finalize(reply, f"{spec.idea}; {request}", preset, "openai", [])
+
+
+def refine_rules(spec: PromptSpec, request: str, tokenizer: Any) -> PromptSpec:
+    """Offline refinement: the request's words join the idea, the whole is re-optimized."""
+    idea = f"{spec.idea_en}, {request}"
+    out = rules_spec(idea, style=spec.style, tokenizer=tokenizer)
+    return out.model_copy(update={"idea": f"{spec.idea}; {request}"})
+
+
+def _input_of(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            return str(errors()[0].get("input", ""))[:2000]
+        except Exception:  # noqa: BLE001 - best effort for the repair message only
+            return ""
+    return ""
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _redact(text: str, settings: Settings) -> str:
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+    return text.replace(key, "***") if key else text

@@ -1,0 +1,193 @@
+"""The `rules` prompt engine: deterministic, offline, data-driven (vocabularies and presets in `prompts/`).
+
+It keeps the idea's own words first, adds medium, lighting, composition and quality terms suited to the subject,
+picks negative presets by subject category, and never lets a word of the idea into the negative prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+import prompts
+from agent.budget import count, fit_terms, remove_contradictions
+from agent.errors import InputError
+from agent.models import PromptSpec
+from agent.text import detect_language, join_terms, split_terms, stem, words
+
+
+@lru_cache(maxsize=1)
+def _vocab() -> dict[str, Any]:
+    v = dict(prompts.vocabulary())
+    v["_stopwords"] = set(v["stopwords"])
+    v["_medium"] = set(v["medium_words"])
+    v["_drop"] = set(v["element_drop_words"]) | v["_stopwords"]
+    seps = sorted(v["element_separators"], key=len, reverse=True)
+    v["_split"] = re.compile("|".join(re.escape(s) for s in seps))
+    # keyword -> category, single words and multi-word keywords separately
+    v["_kw"] = {c: {k for k in d["keywords"] if " " not in k} for c, d in v["categories"].items()}
+    v["_kw_multi"] = {c: [k for k in d["keywords"] if " " in k] for c, d in v["categories"].items()}
+    v["_suffix"] = {c: tuple(d.get("suffixes", ())) for c, d in v["categories"].items()}
+    return v
+
+
+def get_style(name: str | None) -> dict[str, str] | None:
+    """The style preset called `name` (case-insensitive; spaces and underscores read as hyphens)."""
+    if not name:
+        return None
+    key = name.strip().lower().replace(" ", "-").replace("_", "-")
+    styles = prompts.styles()
+    if key not in styles:
+        raise InputError(f"unknown style {name!r}; choose one of: {', '.join(prompts.style_names())}")
+    return styles[key]
+
+
+def categories(idea: str) -> list[str]:
+    """Subject categories found in the idea, the one named earliest first (the subject usually leads)."""
+    v = _vocab()
+    ws = words(idea)
+    text = " " + " ".join(ws) + " "
+    first: dict[str, int] = {}
+    for pos, w in enumerate(ws):
+        for cat, kws in v["_kw"].items():
+            if cat not in first and (w in kws or (len(w) > 5 and w.endswith(v["_suffix"][cat] or ("\x00",)))):
+                first[cat] = pos
+    for cat, multi in v["_kw_multi"].items():
+        for k in multi:
+            i = text.find(" " + k + " ")
+            if i >= 0:
+                first[cat] = min(first.get(cat, 10**6), text[:i].count(" "))
+    if not first:
+        return [v["default_category"]]
+    # "text" wins when the idea asks for written words: its negatives must not forbid text.
+    order = sorted(first, key=lambda c: (c != "text", first[c]))
+    return order
+
+
+def extract_elements(idea_en: str, limit: int = 6) -> list[str]:
+    """The idea's key visual elements as short noun phrases, in the idea's order."""
+    v = _vocab()
+    chunks = v["_split"].split(" " + idea_en.lower() + " ")
+    out: list[str] = []
+    for chunk in chunks:
+        ws = [w for w in words(chunk)]
+        while ws and (ws[0] in v["_drop"] or ws[0] in v["_medium"]):
+            ws.pop(0)
+        while ws and (ws[-1] in v["_drop"] or ws[-1] in v["_medium"]):
+            ws.pop()
+        if not ws:
+            continue
+        phrase = " ".join(ws[-4:])
+        if phrase not in out:
+            out.append(phrase)
+        if len(out) == limit:
+            break
+    return out or [" ".join(words(idea_en)[:6]) or idea_en[:60]]
+
+
+def _enhancements(idea_en: str, cats: list[str], style: dict[str, str] | None) -> list[str]:
+    v = _vocab()
+    idea_words = set(words(idea_en))
+    primary = v["categories"][cats[0]]
+    terms: list[str] = []
+    if style is None and not (idea_words & v["_medium"]):
+        terms.append(primary["medium"])
+    for rule in v["lighting_overrides"]:
+        if idea_words & set(rule["when"]):
+            terms.extend(rule["terms"])
+    terms.extend(primary["terms"])
+    terms.extend(v["quality_terms"])
+    drop: set[str] = set()
+    for rule in v["conflicts"]:
+        if idea_words & set(rule["when"]):
+            drop.update(rule["drop"])
+    idea_stems = {stem(w) for w in idea_words}
+    kept = []
+    for t in terms:
+        if t in drop:
+            continue
+        # A term that only repeats what the idea already says adds tokens, not information.
+        t_stems = {stem(w) for w in words(t)}
+        if t_stems and t_stems <= idea_stems:
+            continue
+        kept.append(t)
+    return kept
+
+
+def _negative_terms(cats: list[str], style: dict[str, str] | None) -> list[str]:
+    v = _vocab()
+    presets = prompts.negatives()
+    names: list[str] = []
+    keep_out: set[str] = set()
+    for cat in cats:
+        names.extend(v["categories"][cat]["negative"])
+        keep_out.update(v["categories"][cat].get("keep_out_of_negative", []))
+    # Subject-specific presets first, the generic "base" last: when over budget, generic terms go first.
+    terms: list[str] = []
+    for name in sorted(dict.fromkeys(names), key=lambda n: n == "base"):
+        terms.extend(presets[name])
+    if style:
+        terms = split_terms(style["negative"]) + terms
+    return [t for t in dict.fromkeys(terms) if t not in keep_out]
+
+
+def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) -> PromptSpec:
+    """Turn a (clean) idea into a prompt spec without any model.
+
+    Example:
+        >>> from agent.rules import rules_spec
+        >>> spec = rules_spec("a blurry photo of rain")
+        >>> spec.positive.startswith("a blurry photo of rain")
+        True
+        >>> "blurry" in spec.negative
+        False
+    """
+    from tools.clip_tokenizer import load_clip_tokenizer
+
+    tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
+    v = _vocab()
+    preset = get_style(style)
+    warnings: list[str] = []
+    language = detect_language(idea)
+    idea_en = idea
+    if language != "en":
+        warnings.append(
+            f"the rules engine cannot translate {language!r} ideas, so the idea is passed through untranslated; "
+            "configure an LLM (--engine openai with OPENAI_API_KEY or --llm-base-url) to translate it"
+        )
+    cats = categories(idea_en)
+    subject = [idea_en]
+    if preset:
+        styled = split_terms(preset["prompt"].replace("{prompt}", "\x00"))
+        subject = [t.replace("\x00", idea_en) for t in styled if "\x00" in t]
+        extra_style = [t for t in styled if "\x00" not in t]
+    else:
+        extra_style = []
+    positive_terms = subject + extra_style + _enhancements(idea_en, cats, preset)
+    positive, fit_warnings = fit_terms(positive_terms, tok, protected=len(subject))
+    if fit_warnings:
+        # Too long even alone: keep the idea's content words rather than its articles and prepositions.
+        compact = " ".join(w for w in idea_en.split() if w.lower().strip(",.;:") not in v["_stopwords"])
+        positive, fit_warnings = fit_terms([compact] + extra_style, tok, protected=1)
+        warnings.append("the idea is longer than CLIP's 77 tokens; articles and prepositions were dropped to fit")
+    warnings.extend(fit_warnings)
+    negative_terms, _ = remove_contradictions(_negative_terms(cats, preset), idea_en, v["_stopwords"])
+    negative, neg_warnings = fit_terms(negative_terms, tok, protected=0)
+    warnings.extend(neg_warnings)
+    return PromptSpec(
+        idea=idea,
+        idea_en=idea_en,
+        positive=positive,
+        negative=negative,
+        elements=extract_elements(idea_en) if language == "en" else [idea_en],
+        language=language,
+        style=preset["name"] if preset else None,
+        engine="rules",
+        warnings=warnings,
+        positive_tokens=count(positive, tok),
+        negative_tokens=count(negative, tok),
+    )
+
+
+__all__ = ["rules_spec", "get_style", "categories", "extract_elements", "join_terms"]

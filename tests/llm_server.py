@@ -1,0 +1,145 @@
+"""A small OpenAI-compatible chat-completions server on 127.0.0.1 for tests.
+
+It answers like an OpenAI endpoint: the reply is a tool call when the request offers tools (function calling),
+else message content (json_schema / json_mode). Tests queue replies (good, malformed, schema-violating, HTTP
+errors, slow) and read back every request the real `langchain-openai` client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+
+@dataclass
+class Reply:
+    """One scripted reply. `payload` is a dict (sent as JSON) or a raw string (sent as-is, e.g. malformed)."""
+
+    payload: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    body: str | None = None  # raw HTTP body for error replies
+
+    @classmethod
+    def spec(cls, **fields: Any) -> "Reply":
+        return cls(payload=fields)
+
+    @classmethod
+    def text(cls, raw: str) -> "Reply":
+        return cls(payload=raw)
+
+    @classmethod
+    def error(cls, status: int, message: str = "server error", headers: dict[str, str] | None = None) -> "Reply":
+        body = json.dumps({"error": {"message": message, "type": "server_error", "code": status}})
+        return cls(status=status, body=body, headers=headers or {})
+
+    @classmethod
+    def slow(cls, seconds: float, then: "Reply | None" = None) -> "Reply":
+        r = then or cls.spec(idea_en="x", positive="x", negative="", elements=["x"], language="en")
+        return cls(payload=r.payload, status=r.status, headers=r.headers, delay=seconds, body=r.body)
+
+
+GOOD = dict(
+    idea_en="a red kitten sitting in a basket",
+    positive="a small red kitten sitting in a wicker basket, soft natural light, pet photography, highly detailed",
+    negative="lowres, blurry, watermark, bad anatomy, extra legs",
+    elements=["red kitten", "wicker basket"],
+    language="zh",
+)
+
+
+class FakeOpenAI:
+    """Context manager: `with FakeOpenAI() as server: ... server.url ... server.requests`."""
+
+    def __init__(self, default: Callable[[dict[str, Any]], Reply] | None = None) -> None:
+        self.queue: deque[Reply] = deque()
+        self.requests: list[dict[str, Any]] = []
+        self.default = default or (lambda req: Reply.spec(**GOOD))
+        self._server: ThreadingHTTPServer | None = None
+
+    def push(self, *replies: Reply) -> "FakeOpenAI":
+        self.queue.extend(replies)
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> "FakeOpenAI":
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                request = json.loads(self.rfile.read(length) or b"{}")
+                outer.requests.append(request)
+                reply = outer.queue.popleft() if outer.queue else outer.default(request)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                if reply.status != 200:
+                    self._send(reply.status, reply.body or "{}", reply.headers)
+                    return
+                self._send(200, outer._completion(request, reply.payload), reply.headers)
+
+            def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+                data = (body if isinstance(body, str) else json.dumps(body)).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                    pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._server is not None
+        self._server.shutdown()
+        self._server.server_close()
+
+    @staticmethod
+    def _completion(request: dict[str, Any], payload: Any) -> dict[str, Any]:
+        text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        finish = "stop"
+        tools = request.get("tools") or []
+        if tools:
+            name = tools[0]["function"]["name"]
+            message = {
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": name, "arguments": text}}
+                ],
+            }
+            finish = "tool_calls"
+        return {
+            "id": "chatcmpl-test",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.get("model", "fake-model"),
+            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        }
