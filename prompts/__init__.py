@@ -13,7 +13,7 @@ from typing import Any
 
 def read_text(name: str) -> str:
     """The text of a bundled prompt file, e.g. `read_text("system.md")`."""
-    return resources.files(__name__).joinpath(name).read_text(encoding="utf-8")
+    return resources.files(__name__).joinpath(name).read_text(encoding="utf-8").strip()
 
 
 @lru_cache(maxsize=None)
