@@ -101,4 +101,4 @@ def load_clip_tokenizer(directory: str | None = None) -> Any:
 def count_tokens(text: str, tokenizer: Any | None = None) -> int:
     """Number of CLIP tokens in `text`, BOS and EOS included, without truncation."""
     tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
-    return len(tok(text, truncation=False, add_special_tokens=True)["input_ids"])
+    return len(tok(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"])
