@@ -76,3 +76,91 @@ class PromptSpec(LLMSpec):
 
     def summary(self) -> dict[str, Any]:
         return self.model_dump()
+
+
+class Scores(BaseModel):
+    """CLIP scores of one image on the torchmetrics CLIPScore scale (100 x cosine, clamped at 0)."""
+
+    idea: float = Field(description="Score against the whole idea (its English form).")
+    elements: dict[str, float] = Field(default_factory=dict, description="Score per element of the spec.")
+    weak: list[str] = Field(default_factory=list, description="Elements the critic found weakly depicted.")
+    critique: str = Field(default="", description="The critique in words.")
+    truncated: list[str] = Field(default_factory=list, description="Texts cut to CLIP's 77 tokens.")
+
+
+class ImageRecord(BaseModel):
+    """One generated image."""
+
+    path: str | None = Field(default=None, description="Where the PNG was written.")
+    seed: int
+    flagged: bool = Field(default=False, description="The model's safety checker flagged it; not a success.")
+    scores: Scores | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class Attempt(BaseModel):
+    """One candidate prompt in one round of the critic loop, with everything it produced."""
+
+    round: int = Field(description="1-based round of the loop.")
+    candidate: int = Field(default=1, description="1-based candidate within the round.")
+    spec: PromptSpec
+    seed: int = Field(description="Seed of the first image; image i used seed + i.")
+    images: list[ImageRecord] = Field(default_factory=list)
+    score: float | None = Field(default=None, description="Best idea score among this attempt's unflagged images.")
+    critique: str | None = None
+    weak: list[str] = Field(default_factory=list)
+    seconds: dict[str, float] = Field(default_factory=dict, description="Time per stage: prompt, generate, critic.")
+    settings: dict[str, Any] = Field(default_factory=dict, description="Resolved generation settings.")
+
+    @property
+    def positive(self) -> str:
+        return self.spec.positive
+
+    @property
+    def negative(self) -> str:
+        return self.spec.negative
+
+    def best_image(self) -> ImageRecord | None:
+        ok = [i for i in self.images if not i.flagged]
+        if not ok:
+            return None
+        return max(ok, key=lambda i: i.scores.idea if i.scores else float("-inf"))
+
+
+class RunResult(BaseModel):
+    """The outcome of one idea: every attempt, and the best one by idea score.
+
+    Serializes to JSON with `model_dump_json()`; `best_image_path` and `best_image()` are shortcuts.
+    """
+
+    idea: str
+    attempts: list[Attempt] = Field(default_factory=list)
+    best: Attempt | None = Field(default=None, description="The attempt with the highest idea score.")
+    threshold: float | None = None
+    passed: bool = Field(default=False, description="The best score met the threshold.")
+    stopped: str = Field(default="", description="Why the loop stopped.")
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def spec(self) -> PromptSpec | None:
+        return self.best.spec if self.best else None
+
+    @property
+    def best_image_path(self) -> str | None:
+        img = self.best.best_image() if self.best else None
+        return img.path if img else None
+
+    def best_image(self) -> Any:
+        """The best image as a PIL image (read from its PNG)."""
+        from PIL import Image
+
+        path = self.best_image_path
+        if path is None:
+            return None
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+
+    @property
+    def image_paths(self) -> list[str]:
+        return [i.path for a in self.attempts for i in a.images if i.path]

@@ -191,3 +191,51 @@ def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) ->
 
 
 __all__ = ["rules_spec", "get_style", "categories", "extract_elements", "join_terms"]
+
+
+_WEIGHTED = re.compile(r"^\((?P<text>[^()]+)\)(?P<weight>\d+(?:\.\d+)?)$")
+
+
+def plain_text(prompt: str) -> str:
+    """The prompt as the tokenizer will see it once compel has applied the `(term)1.3` weights."""
+    return ", ".join(_WEIGHTED.sub(r"\g<text>", t) for t in split_terms(prompt))
+
+
+def revise_rules(spec: PromptSpec, weak: list[str], tokenizer: Any = None, *, step: float = 1.15, cap: float = 1.6) -> PromptSpec:
+    """Deterministic revision: weakly depicted elements move to the front and gain emphasis.
+
+    Emphasis uses compel's syntax, `(red kitten)1.3`; the diffusion tool builds the weighted embeddings with
+    compel. An element already emphasized gains a little more each round, up to `cap`.
+
+    Example:
+        >>> from agent.rules import rules_spec, revise_rules
+        >>> spec = rules_spec("a red kitten in a basket")
+        >>> revise_rules(spec, ["basket"]).positive.split(", ")[0]
+        '(basket)1.15'
+    """
+    from tools.clip_tokenizer import load_clip_tokenizer
+
+    tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
+    weights: dict[str, float] = {}
+    rest: list[str] = []
+    wanted = {w.lower() for w in weak}
+    for term in split_terms(spec.positive):
+        m = _WEIGHTED.match(term)
+        text, weight = (m["text"], float(m["weight"])) if m else (term, 1.0)
+        if text.lower() in wanted:
+            weights[text.lower()] = weight
+        elif m:
+            rest.append(term)  # emphasis from earlier rounds stays
+        else:
+            rest.append(text)
+    front = [f"({w}){round(min(weights.get(w.lower(), 1.0) * step, cap), 2):g}" for w in weak]
+    terms = front + rest
+    # Budget on the text the tokenizer will see; the emphasized elements and the idea itself are protected.
+    keep = len(front) + 1
+    while len(terms) > keep and count(plain_text(join_terms(terms)), tok) > 77:
+        terms.pop()
+    positive = join_terms(terms)
+    warnings = list(spec.warnings)
+    return spec.model_copy(
+        update={"positive": positive, "positive_tokens": count(plain_text(positive), tok), "warnings": warnings}
+    )

@@ -100,6 +100,135 @@ def _print_spec(spec: Any) -> None:
 
 
 @app.command()
+@friendly
+def generate(
+    idea: Optional[str] = typer.Argument(None, help="The idea, in any language (omit with --from)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file."),
+    clip_model: Optional[str] = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder."),
+    engine: Optional[str] = EngineOpt,
+    style: Optional[str] = StyleOpt,
+    llm_base_url: Optional[str] = LlmUrlOpt,
+    llm_model: Optional[str] = LlmModelOpt,
+    llm_method: Optional[str] = LlmMethodOpt,
+    steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (default: the model's profile)."),
+    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
+    size: Optional[str] = typer.Option(None, "--size", help="WIDTHxHEIGHT, multiples of 8."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the first image (default: random, recorded)."),
+    n: Optional[int] = typer.Option(None, "--n", help="Images per attempt."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="euler, euler_a, dpm++_2m, ddim, lcm, ..."),
+    lora: list[str] = typer.Option([], "--lora", help="LoRA as ID_OR_PATH[:SCALE]; repeatable."),
+    init_image: Optional[str] = typer.Option(None, "--init-image", help="Start from this image (img2img)."),
+    strength: Optional[float] = typer.Option(None, "--strength", help="img2img strength, 0 < S <= 1."),
+    out: Optional[str] = typer.Option(None, "--out", help="Output folder."),
+    critique: Optional[bool] = typer.Option(None, "--critique/--no-critique", help="Score and revise with CLIP."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Pass score (default: per CLIP model)."),
+    max_attempts: Optional[int] = typer.Option(None, "--max-attempts", help="Rounds at most (default 3)."),
+    candidates: Optional[int] = typer.Option(None, "--candidates", help="Prompts per round (default 1)."),
+    keep_seed: Optional[bool] = typer.Option(None, "--keep-seed", help="Reuse the first seed in every round."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda, mps or cpu."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="float16, bfloat16 or float32."),
+    allow_pickle: Optional[bool] = typer.Option(None, "--allow-pickle", help="Allow .ckpt/pickle checkpoints."),
+    no_safety_checker: bool = typer.Option(False, "--no-safety-checker", help="Turn the safety checker off."),
+    from_image: Optional[str] = typer.Option(None, "--from", help="Reproduce an image from its PNG record."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Idea -> optimized prompt -> image(s), scored and revised by the CLIP critic."""
+    from agent.errors import InputError
+    from agent.forge import IdeaForge
+    from agent.models import PromptSpec
+
+    spec = None
+    run_overrides: dict[str, Any] = {}
+    if from_image:
+        from tools.metadata import read_record
+
+        record = (read_record(from_image) or {}).get("ideaforge")
+        if not record:
+            raise InputError(f"{from_image!r} holds no ideaforge record; pass a PNG that ideaforge wrote")
+        spec = PromptSpec(
+            idea=record["idea"], idea_en=record.get("idea_en") or record["idea"], positive=record["positive"],
+            negative=record.get("negative", ""), elements=record.get("elements") or [record["idea"]],
+            language=record.get("language", "en"), style=record.get("style"), engine=record.get("engine", "rules"),
+        )
+        model = model or record.get("model")
+        steps = steps if steps is not None else record.get("steps")
+        guidance = guidance if guidance is not None else record.get("guidance")
+        size = size or record.get("size")
+        scheduler = scheduler or record.get("scheduler")
+        seed = seed if seed is not None else record.get("seed")
+        lora = lora or list(record.get("loras") or [])
+        critique = False if critique is None else critique
+        idea = spec.idea
+    if idea is None:
+        raise InputError("no idea given; pass an IDEA or --from IMAGE.png")
+    forge = IdeaForge(
+        model=model, clip_model=clip_model, engine=engine, style=style, llm_base_url=llm_base_url,
+        llm_model=llm_model, llm_method=llm_method, steps=steps, guidance=guidance, size=size, n=n,
+        scheduler=scheduler, out=out, critique=critique, threshold=threshold, max_attempts=max_attempts,
+        candidates=candidates, keep_seed=keep_seed, device=device, dtype=dtype, allow_pickle=allow_pickle,
+        safety_checker=False if no_safety_checker else None, loras=lora,
+    )
+    for key, value in {"seed": seed, "init_image": init_image, "strength": strength}.items():
+        if value is not None:
+            run_overrides[key] = value
+    forge.check(**run_overrides)  # bad values fail here, before the prompt stage or any model load
+    from app.progress import Progress
+
+    with Progress(enabled=not as_json or sys.stderr.isatty()) as progress:
+        if spec is None:
+            spec = forge.optimize(idea)
+        progress.spec(spec)  # the prompt stage prints its result before any model loads
+        result = forge.run(idea, spec=spec, on_event=progress.on_event, **run_overrides)
+    progress.summary(result)
+    if as_json:
+        _emit_json(result_json(result))
+    if result.best is None or result.best_image_path is None:
+        _fail("no usable image was produced (every image was flagged or failed); see the warnings above", 1)
+
+
+def result_json(result: Any) -> dict[str, Any]:
+    """The --json object: the best attempt's spec and images, plus every attempt."""
+    data = result.model_dump(mode="json")
+    best = result.best
+    data["spec"] = best.spec.model_dump(mode="json") if best else None
+    data["images"] = result.image_paths
+    data["best_image"] = result.best_image_path
+    data["best_score"] = best.score if best else None
+    data["seeds"] = [img.seed for a in result.attempts for img in a.images]
+    for att in data["attempts"]:
+        att["positive"] = att["spec"]["positive"]
+        att["negative"] = att["spec"]["negative"]
+        att["scores"] = [img["scores"] for img in att["images"]]
+    return data
+
+
+@app.command()
+@friendly
+def info(
+    image: str = typer.Argument(..., help="A PNG written by ideaforge (or by A1111)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Show the prompt, seed and settings recorded in an image."""
+    from agent.errors import InputError
+    from tools.metadata import parse_a1111_parameters, read_record
+
+    data = read_record(image)
+    if not data.get("parameters") and not data.get("ideaforge"):
+        raise InputError(f"{image!r} carries no generation metadata")
+    if as_json:
+        if data.get("parameters"):
+            data["parsed"] = parse_a1111_parameters(data["parameters"])
+        _emit_json(data)
+        return
+    if data.get("parameters"):
+        print(data["parameters"])
+    record = data.get("ideaforge") or {}
+    for key in ("idea", "engine", "model", "seed", "scores"):
+        if key in record:
+            print(f"{key}: {json.dumps(record[key], ensure_ascii=False) if isinstance(record[key], dict) else record[key]}")
+
+
+@app.command()
 def styles() -> None:
     """List the style presets."""
     import prompts

@@ -1,0 +1,361 @@
+"""`IdeaForge`: the one object that turns ideas into images. Configure once, call `run` many times."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from agent.chain import PromptChain
+from agent.errors import InputError
+from agent.loop import LoopOptions, critic_loop
+from agent.models import Attempt, ImageRecord, PromptSpec, RunResult, Scores
+from agent.rules import revise_rules
+from agent.settings import Settings, load_settings, parse_size
+
+
+@dataclass
+class Event:
+    """Progress for UIs: `stage` is one of prompt, generate, critic, revise, done."""
+
+    stage: str
+    round: int = 0
+    candidate: int = 0
+    step: int = 0
+    total: int = 0
+    preview: Any = None  # a small PIL image during denoising, now and then
+    message: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+OnEvent = Callable[[Event], None]
+
+
+@dataclass
+class _Plan:
+    """One run's validated values: the settings, the first seed and the generation parameters."""
+
+    settings: Settings
+    seed: int
+    gen: Any
+
+# Settings that select loaded models; the rest may change from one run to the next.
+_MODEL_KEYS = ("model", "clip_model", "device", "dtype", "allow_pickle", "safety_checker")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("ideaforge", "diffusers", "transformers", "torch", "langchain-core"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+class IdeaForge:
+    """Idea in, best image out: prompt chain, diffusion, CLIP critic, revision.
+
+    Every keyword not given comes from the settings (`IDEAFORGE_*` environment, then defaults). The prompt chain,
+    generator and scorer can be injected; the defaults are the real LangChain chain, `tools.diffusion.DiffusionTool`
+    and `tools.critic.CLIPCritic`, loaded on first use and cached.
+
+    Example:
+        >>> from agent import IdeaForge
+        >>> forge = IdeaForge(model="path/to/sd-folder", steps=2, size="64x64")  # doctest: +SKIP
+        >>> result = forge.run("a red kitten in a basket", seed=7)  # doctest: +SKIP
+        >>> result.best.score, result.best_image_path  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        *,
+        chain: PromptChain | None = None,
+        generator: Any = None,
+        scorer: Any = None,
+        loras: list[str] | tuple[str, ...] = (),
+        on_event: OnEvent | None = None,
+        **settings: Any,
+    ) -> None:
+        self._given = {k: v for k, v in settings.items() if v is not None}
+        self.settings = load_settings(**self._given)
+        self.loras = list(loras)
+        self.on_event = on_event
+        self._chain = chain
+        self._generator = generator
+        self._scorer = scorer
+        self._lock = threading.Lock()
+
+    # -- components, loaded lazily ------------------------------------------------------------------------
+    @property
+    def chain(self) -> PromptChain:
+        if self._chain is None:
+            self._chain = PromptChain(self.settings)
+        return self._chain
+
+    @property
+    def generator(self) -> Any:
+        with self._lock:
+            if self._generator is None:
+                from tools.diffusion import DiffusionTool, parse_lora
+
+                s = self.settings
+                self._generator = DiffusionTool(
+                    s.model,
+                    device=s.device,
+                    dtype=s.dtype,
+                    loras=[parse_lora(x) for x in self.loras],
+                    safety_checker=s.safety_checker,
+                    allow_pickle=s.allow_pickle,
+                ).load()
+            return self._generator
+
+    @property
+    def scorer(self) -> Any:
+        with self._lock:
+            if self._scorer is None:
+                from tools.critic import CLIPCritic
+
+                self._scorer = CLIPCritic(self.settings.clip_model, device=self.settings.device).load()
+            return self._scorer
+
+    def as_tools(self) -> list[Any]:
+        """LangChain tools (optimize_prompt, generate_image, score_image) sharing this object's models."""
+        from tools.langchain_tools import make_tools
+
+        return make_tools(self)
+
+    # -- entry points -------------------------------------------------------------------------------------
+    def optimize(self, idea: str, *, style: str | None = None) -> PromptSpec:
+        """Only the prompt stage: idea -> `PromptSpec`."""
+        return self.chain.optimize(idea, style=style)
+
+    def run(
+        self,
+        idea: str,
+        *,
+        spec: PromptSpec | None = None,
+        on_event: OnEvent | None = None,
+        cancel: threading.Event | None = None,
+        **overrides: Any,
+    ) -> RunResult:
+        """Idea -> best image, with every attempt recorded.
+
+        Per-run overrides: steps, guidance, size, seed, n, scheduler, style, critique, threshold, max_attempts,
+        candidates, keep_seed, out, init_image, strength. Bad values raise `InputError` before any model loads.
+        """
+        emit = on_event or self.on_event or (lambda e: None)
+        plan = self._plan(overrides)
+        run = plan.settings
+        if spec is None:
+            emit(Event("prompt", message="optimizing the prompt"))
+            t0 = time.perf_counter()
+            spec = self.chain.optimize(idea, style=run.style)
+            prompt_seconds = time.perf_counter() - t0
+        else:
+            prompt_seconds = 0.0
+        emit(Event("prompt", message=f"prompt ready ({spec.engine})", data={"spec": spec.model_dump()}))
+        generator = self.generator
+        if getattr(generator, "tokenizer", None) is not None:
+            self.chain.use_tokenizer(generator.tokenizer)
+        scorer = self.scorer if run.critique else None
+        threshold = run.threshold if run.threshold is not None else (scorer.threshold if scorer else None)
+        times = {"prompt": prompt_seconds}
+
+        def produce(round_no: int, candidate: int, cand: PromptSpec, seed: int) -> Attempt:
+            return self._attempt(round_no, candidate, cand, seed, plan, generator, scorer, emit, cancel, times)
+
+        def revise(best: Attempt, attempts: list[Attempt], how_many: int) -> list[PromptSpec]:
+            emit(Event("revise", round=best.round, message=best.critique or "revising"))
+            t0 = time.perf_counter()
+            specs = self._revise(best, attempts, how_many)
+            times["prompt"] = time.perf_counter() - t0
+            return specs
+
+        options = LoopOptions(
+            max_attempts=run.max_attempts if scorer else 1,
+            candidates=run.candidates,
+            threshold=threshold,
+            seed=plan.seed,
+            keep_seed=run.keep_seed,
+            images_per_attempt=run.n,
+        )
+        result = critic_loop(spec, produce=produce, revise=revise, options=options)
+        result.idea = spec.idea
+        emit(Event("done", message=result.stopped, data={"best": result.best_image_path}))
+        return result
+
+    def check(self, **overrides: Any) -> None:
+        """Validate per-run options (size, steps, seed, ...) without loading any model; raises `InputError`."""
+        self._plan(dict(overrides))
+
+    async def arun(self, idea: str, **kwargs: Any) -> RunResult:
+        """`run` in a worker thread, for async callers."""
+        return await asyncio.to_thread(self.run, idea, **kwargs)
+
+    def refine(self, previous: RunResult | PromptSpec, request: str, **overrides: Any) -> RunResult:
+        """A follow-up on an earlier result ("make it night", "more like a watercolor")."""
+        base = previous.spec if isinstance(previous, RunResult) else previous
+        if base is None:
+            raise InputError("there is no earlier prompt to refine; run an idea first")
+        spec = self.chain.refine(base, request)
+        return self.run(spec.idea, spec=spec, **overrides)
+
+    # -- the pieces ----------------------------------------------------------------------------------------
+    def _plan(self, overrides: dict[str, Any]) -> "_Plan":
+        """All per-run values validated in one place, before anything expensive."""
+        from tools.diffusion import GenerationParams
+
+        for key in overrides:
+            if key in _MODEL_KEYS:
+                raise InputError(f"{key!r} selects a loaded model; pass it to IdeaForge(...) rather than run()")
+        per_image = {"seed", "init_image", "strength"}
+        unknown = sorted(set(overrides) - set(Settings.model_fields) - per_image)
+        if unknown:
+            raise InputError(f"unknown option(s) {', '.join(unknown)}; see help(IdeaForge.run)")
+        extra = {k: overrides.pop(k) for k in per_image if k in overrides}
+        s = load_settings(**{**self._given, **overrides})
+        seed = extra.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32):
+            raise InputError(f"seed {seed!r} is invalid; use a whole number from 0 to 4294967295")
+        size = parse_size(s.size) if s.size else None
+        try:
+            gen = GenerationParams(
+                steps=s.steps,
+                guidance=s.guidance,
+                width=size[0] if size else None,
+                height=size[1] if size else None,
+                scheduler=s.scheduler,
+                n=s.n,
+                strength=extra.get("strength", 0.75),
+                init_image=extra.get("init_image"),
+            )
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise InputError(" ".join(str(exc).split())) from None
+        return _Plan(s, seed if seed is not None else random.randrange(2**32), gen)
+
+    def _attempt(self, round_no, candidate, spec, seed, plan, generator, scorer, emit, cancel, times) -> Attempt:
+        from tools.diffusion import ImageRequest
+        from tools.metadata import a1111_parameters, save_png
+
+        n = plan.settings.n
+        requests = [ImageRequest(positive=spec.positive, negative=spec.negative, seed=(seed + i) % 2**32) for i in range(n)]
+
+        def on_step(ev: Any) -> None:
+            emit(Event("generate", round=round_no, candidate=candidate, step=ev.step, total=ev.total, preview=ev.preview))
+
+        emit(Event("generate", round=round_no, candidate=candidate, message="generating"))
+        t0 = time.perf_counter()
+        images = generator.generate(requests, plan.gen, on_step=on_step, cancel=cancel)
+        t_gen = time.perf_counter() - t0
+        scores: list[Any] = []
+        t_critic = 0.0
+        if scorer is not None:
+            emit(Event("critic", round=round_no, candidate=candidate, message="scoring"))
+            t1 = time.perf_counter()
+            usable = [g.image for g in images if not g.flagged]
+            scored = iter(scorer.score(usable, spec.idea_en, spec.elements)) if usable else iter(())
+            scores = [None if g.flagged else next(scored) for g in images]
+            t_critic = time.perf_counter() - t1
+        attempt = Attempt(
+            round=round_no,
+            candidate=candidate,
+            spec=spec,
+            seed=seed,
+            seconds={"prompt": round(times.get("prompt", 0.0), 4), "generate": round(t_gen, 4), "critic": round(t_critic, 4)},
+        )
+        times["prompt"] = 0.0
+        for i, g in enumerate(images):
+            s = scores[i] if scores else None
+            rec = ImageRecord(seed=g.seed, flagged=g.flagged, warnings=list(g.warnings))
+            if s is not None:
+                rec.scores = Scores(
+                    idea=round(s.idea, 4),
+                    elements={k: round(v, 4) for k, v in s.elements.items()},
+                    weak=list(s.critique.weak),
+                    critique=s.critique.text,
+                    truncated=list(s.truncated),
+                )
+            attempt.settings = {
+                "model": g.model, "scheduler": g.scheduler, "steps": g.steps, "guidance": g.guidance,
+                "size": f"{g.width}x{g.height}", "loras": list(self.loras),
+            }
+            if not g.flagged:
+                record = self._record(spec, g, rec, attempt)
+                params = a1111_parameters(
+                    spec.positive, spec.negative, steps=g.steps,
+                    sampler=g.scheduler, cfg_scale=g.guidance, seed=g.seed, width=g.width, height=g.height,
+                    model=g.model, extra={"ideaforge round": round_no} if round_no > 1 else None,
+                )
+                out_dir = Path(plan.settings.out)
+                rec.path = str(save_png(g.image, out_dir, idea=spec.idea, seed=g.seed, parameters=params, record=record))
+            attempt.images.append(rec)
+        best = attempt.best_image()
+        if best is not None and best.scores is not None:
+            attempt.score = best.scores.idea
+            attempt.critique = best.scores.critique
+            attempt.weak = best.scores.weak
+        return attempt
+
+    def _record(self, spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt) -> dict[str, Any]:
+        """The full JSON record stored in the PNG. Built from an allow-list: no secret can slip in."""
+        return {
+            "idea": spec.idea,
+            "idea_en": spec.idea_en,
+            "positive": spec.positive,
+            "negative": spec.negative,
+            "elements": spec.elements,
+            "style": spec.style,
+            "language": spec.language,
+            "engine": spec.engine,
+            "model": g.model,
+            "scheduler": g.scheduler,
+            "seed": g.seed,
+            "steps": g.steps,
+            "guidance": g.guidance,
+            "size": f"{g.width}x{g.height}",
+            "loras": list(self.loras),
+            "round": attempt.round,
+            "candidate": attempt.candidate,
+            "scores": rec.scores.model_dump() if rec.scores else None,
+            "warnings": [*spec.warnings, *g.warnings],
+            "versions": _versions(),
+        }
+
+    def _revise(self, best: Attempt, attempts: list[Attempt], how_many: int) -> list[PromptSpec]:
+        spec = best.spec
+        if self.chain.engine == "rules":
+            weak = best.weak or spec.elements[:1]
+            return [revise_rules(spec, weak, self.chain.tokenizer)] * how_many
+        history = "\n".join(
+            f"- round {a.round}, candidate {a.candidate}, seed {a.seed}: score {a.score if a.score is not None else 'n/a'}"
+            + (f"; elements: {', '.join(f'{k} {v:.1f}' for k, v in (a.best_image().scores.elements.items() if a.best_image() and a.best_image().scores else []))}")
+            + f"\n  positive: {a.spec.positive}\n  negative: {a.spec.negative}"
+            for a in attempts
+        )
+        out = []
+        for _ in range(how_many):
+            try:
+                out.append(self.chain.revise(spec, history, best.critique or ""))
+            except Exception as exc:  # the LLM failed: revise offline rather than stop the loop
+                fallback = revise_rules(spec, best.weak or spec.elements[:1], self.chain.tokenizer)
+                fallback.warnings.append(f"LLM revision failed ({type(exc).__name__}); revised with the rules engine")
+                out.append(fallback)
+        return out
+
+
+def run(idea: str, **kwargs: Any) -> RunResult:
+    """One-shot shortcut: `IdeaForge(**settings).run(idea)`; run-level keywords are passed through.
+
+    Example:
+        >>> import agent
+        >>> result = agent.run("cozy cabin at night", model="path/to/sd", critique=False)  # doctest: +SKIP
+    """
+    run_keys = {"seed", "init_image", "strength", "spec", "on_event", "cancel"}
+    run_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in run_keys}
+    return IdeaForge(**kwargs).run(idea, **run_kwargs)

@@ -1,0 +1,58 @@
+"""Progress on stderr for the CLI: the prompt, a denoising bar per attempt, and per-round scores."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+
+
+class Progress:
+    def __init__(self, enabled: bool = True) -> None:
+        self.console = Console(file=sys.stderr, soft_wrap=True)
+        self.enabled = enabled
+        self._bar = RichProgress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=self.console, transient=True, disable=not enabled,
+        )
+        self._task: Any = None
+
+    def __enter__(self) -> "Progress":
+        self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._bar.__exit__(*exc)
+
+    def spec(self, spec: Any) -> None:
+        self.console.print(f"[bold]prompt[/] ({spec.engine}): {spec.positive}")
+        self.console.print(f"[bold]negative[/]: {spec.negative}")
+        for w in spec.warnings:
+            self.console.print(f"[yellow]warning[/]: {w}")
+
+    def on_event(self, ev: Any) -> None:
+        if ev.stage == "generate" and ev.total:
+            label = f"round {ev.round}" + (f" candidate {ev.candidate}" if ev.candidate > 1 else "")
+            if self._task is None or self._bar.tasks[self._task].description != label:
+                if self._task is not None:
+                    self._bar.remove_task(self._task)
+                self._task = self._bar.add_task(label, total=ev.total)
+            self._bar.update(self._task, completed=ev.step)
+        elif ev.stage == "revise":
+            self.console.print(f"[cyan]revising[/]: {ev.message}")
+
+    def summary(self, result: Any) -> None:
+        for a in result.attempts:
+            score = "n/a" if a.score is None else f"{a.score:.2f}"
+            weak = f"  weak: {', '.join(a.weak)}" if a.weak else ""
+            flagged = sum(i.flagged for i in a.images)
+            note = f"  ({flagged} flagged)" if flagged else ""
+            self.console.print(f"round {a.round}.{a.candidate}  seed {a.seed}  score {score}{weak}{note}")
+        if result.best is not None:
+            self.console.print(
+                f"[bold green]best[/]: round {result.best.round}, score "
+                f"{'n/a' if result.best.score is None else f'{result.best.score:.2f}'} -> {result.best_image_path}"
+                + (f"  [{result.stopped}]" if result.stopped else "")
+            )
