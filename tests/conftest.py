@@ -39,3 +39,11 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tools.clip_tokenizer import write_clip_tokenizer
 
     return write_clip_tokenizer(tmp_path_factory.mktemp("tokenizer") / "tokenizer")
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random CLIPModel + CLIPProcessor saved to a folder, loadable as `--clip-model DIR`."""
+    from tests.tiny_clip import build_tiny_clip
+
+    return build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
