@@ -47,3 +47,32 @@ def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny_clip import build_tiny_clip
 
     return build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
+
+
+# --- tiny diffusion models (tests/tiny_models.py) ------------------------------------------------------------------
+
+
+def _single_thread_torch() -> None:
+    # Tiny models gain nothing from intra-op threads, and on a shared 2-core machine OpenMP's spin-waiting
+    # makes each 30 ms generation take seconds.
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SD 1.x-shaped diffusers folder (64x64 default size), to load as `--model DIR`."""
+    from tests.tiny_models import build_tiny_sd
+
+    _single_thread_torch()
+    return build_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SDXL-shaped diffusers folder (two text encoders), to load as `--model DIR`."""
+    from tests.tiny_models import build_tiny_sdxl
+
+    _single_thread_torch()
+    return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-xl")
