@@ -87,7 +87,7 @@ class ShapesScorer:
 
         out = []
         for img in images:
-            colours = {px for px in img.getdata()}
+            colours = {c for _, c in img.getcolors(maxcolors=64 * 64)}
             per = {e: (PRESENT if any(COLOURS[c] in colours for c, _ in named_shapes(e)) else ABSENT) for e in elements}
             idea_score = sum(per.values()) / len(per)
             if self.scripted:
