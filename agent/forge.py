@@ -130,6 +130,12 @@ class IdeaForge:
 
         return make_tools(self)
 
+    def as_runnable(self) -> Any:
+        """The whole pipeline as a LangChain Runnable (invoke, batch, ainvoke, stream of progress events)."""
+        from agent.runnable import ForgeRunnable
+
+        return ForgeRunnable(forge=self)
+
     # -- entry points -------------------------------------------------------------------------------------
     def optimize(self, idea: str, *, style: str | None = None) -> PromptSpec:
         """Only the prompt stage: idea -> `PromptSpec`."""

@@ -237,6 +237,11 @@ def styles() -> None:
         print(f"{name:15s} {s['description']}")
 
 
+from app.mcp_server import mcp  # cheap to import: the MCP SDK and models load only when it runs
+
+app.command("mcp")(mcp)
+
+
 def main() -> None:
     app()
 

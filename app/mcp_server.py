@@ -1,0 +1,140 @@
+"""`ideaforge mcp`: the three LangChain tools as an MCP server over stdio, for desktop and IDE agents.
+
+The server wraps `IdeaForge(...).as_tools()`: the same names, descriptions and argument schemas, one loaded model
+shared by every call. `generate_image` answers with the best image as MCP image content (PNG, base64), the short
+summary the model reads, and the full run record as JSON text; the other tools with their summary and record.
+ideaforge's errors (a bad size, an unknown style, a missing model) come back as tool errors (`isError`) with the
+one-line message, never as a crash of the server. stdio only: the server opens no port.
+
+Example client configuration (Claude Desktop, Cursor, ...):
+    {"mcpServers": {"ideaforge": {"command": "ideaforge", "args": ["mcp"],
+                                  "env": {"IDEAFORGE_MODEL": "stabilityai/sd-turbo"}}}}
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+INSTRUCTIONS = (
+    "ideaforge turns a loose idea (any language) into a Stable Diffusion image. Call generate_image with the idea; "
+    "it optimizes the prompt, generates, scores the image against the idea with CLIP and retries with a revised "
+    "prompt when the score is low. optimize_prompt only writes the prompt; score_image scores an existing image."
+)
+
+
+def _signature(schema: type[Any], context: type[Any]) -> inspect.Signature:
+    """A function signature with one keyword per field of a tool's pydantic `args_schema` (plus the MCP context),
+    so the MCP SDK derives the same input schema, descriptions and constraints the LangChain tool has."""
+    from pydantic import Field
+
+    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=context)]
+    for name, field in schema.model_fields.items():
+        annotation = Annotated[(field.annotation, *field.metadata, Field(description=field.description))]
+        default = inspect.Parameter.empty if field.is_required() else field.default
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default))
+    return inspect.Signature(params)
+
+
+def _handler(tool: Any) -> Any:
+    """An async MCP tool function that runs the LangChain `tool` in a worker thread and converts its reply."""
+    import anyio
+    from mcp.server.mcpserver import Context
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    async def call(ctx: Any, **arguments: Any) -> list[Any]:
+        progress = _progress(ctx)
+        request = {"type": "tool_call", "id": "mcp", "name": tool.name, "args": arguments}
+        message = await anyio.to_thread.run_sync(lambda: tool.invoke(request, config={"callbacks": [progress]}))
+        if message.status == "error":
+            raise ToolError(str(message.content))
+        return _content(tool.name, str(message.content), message.artifact)
+
+    call.__name__ = tool.name
+    call.__signature__ = _signature(tool.args_schema, Context)  # type: ignore[attr-defined]
+    call.__annotations__ = {"ctx": Context}  # how the SDK finds the context parameter
+    return call
+
+
+def _content(name: str, text: str, artifact: Any) -> list[Any]:
+    from mcp_types import ImageContent, TextContent
+
+    blocks: list[Any] = []
+    best = artifact.get("best_image_path") if name == "generate_image" else None
+    if best:
+        data = base64.b64encode(Path(best).read_bytes()).decode("ascii")
+        blocks.append(ImageContent(type="image", data=data, mime_type="image/png"))
+    blocks.append(TextContent(type="text", text=text))
+    blocks.append(TextContent(type="text", text=json.dumps(artifact, ensure_ascii=False)))
+    return blocks
+
+
+def _progress(ctx: Any) -> Any:
+    """A LangChain callback handler that forwards ideaforge's progress (custom events) as MCP progress."""
+    import anyio.from_thread
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Progress(BaseCallbackHandler):
+        count = 0  # MCP progress must grow; how many rounds a run takes is not known in advance
+
+        def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:
+            if name != "ideaforge":
+                return
+            self.count += 1
+            where = f"round {data['round']}: " if data.get("round") else ""
+            step = f"step {data['step']}/{data['total']}" if data.get("total") else data.get("message", "")
+            with contextlib.suppress(Exception):  # progress is best effort and must never fail the run
+                anyio.from_thread.run(ctx.report_progress, self.count, None, f"{where}{data['stage']} {step}".strip())
+
+    return Progress()
+
+
+def build_server(forge: Any) -> Any:
+    """An `MCPServer` exposing `forge.as_tools()`; run it with `.run("stdio")`."""
+    from mcp.server.mcpserver import MCPServer
+    from mcp_types import ToolAnnotations
+
+    import agent
+
+    server = MCPServer("ideaforge", instructions=INSTRUCTIONS, version=agent.__version__)
+    writes = {"generate_image"}
+    for tool in forge.as_tools():
+        hints = ToolAnnotations(
+            read_only_hint=tool.name not in writes, destructive_hint=False, open_world_hint=False
+        )
+        server.add_tool(_handler(tool), name=tool.name, description=tool.description, annotations=hints)
+    return server
+
+
+def mcp(
+    model: str | None = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file."),
+    clip_model: str | None = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder."),
+    engine: str | None = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rules."),
+    style: str | None = typer.Option(None, "--style", help="Default style preset."),
+    steps: int | None = typer.Option(None, "--steps", help="Default denoising steps."),
+    size: str | None = typer.Option(None, "--size", help="Default WIDTHxHEIGHT, multiples of 8."),
+    out: str | None = typer.Option(None, "--out", help="Where images are written."),
+    device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu."),
+    dtype: str | None = typer.Option(None, "--dtype", help="float16, bfloat16 or float32."),
+) -> None:
+    """Serve optimize_prompt, generate_image and score_image to MCP clients over stdio."""
+    from agent.errors import IdeaForgeError
+    from agent.forge import IdeaForge
+
+    try:
+        forge = IdeaForge(
+            model=model, clip_model=clip_model, engine=engine, style=style, steps=steps, size=size, out=out,
+            device=device, dtype=dtype,
+        )
+        forge.check()
+    except IdeaForgeError as exc:  # bad options: say so once, before any client connects
+        print(f"ideaforge: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        raise typer.Exit(exc.exit_code) from None
+    build_server(forge).run("stdio")

@@ -1,0 +1,266 @@
+"""LangChain tools for other agents: `optimize_prompt`, `generate_image` and `score_image`.
+
+`make_tools(forge)` builds the three around one configured forge (an `agent.IdeaForge`, taken duck-typed so this
+module never imports the agent's loop), so they share its loaded diffusion pipeline and CLIP critic. Every tool
+returns `(content, artifact)`: a few lines the calling model reads, and the full record as JSON-ready data on
+`ToolMessage.artifact`. ideaforge's own errors (a bad size, an unknown style, a missing model) come back as
+`ToolMessage(status="error")` with a one-line message the model can act on, never as an exception in the host.
+
+Example:
+    >>> from agent import IdeaForge
+    >>> optimize, generate, score = IdeaForge(model="path/to/sd", steps=2).as_tools()  # doctest: +SKIP
+    >>> generate.invoke({"type": "tool_call", "id": "1", "name": "generate_image",
+    ...                  "args": {"idea": "a red kitten in a basket", "seed": 7}}).artifact["best_image_path"]  # doctest: +SKIP
+    'outputs/a-red-kitten-in-a-basket-7.png'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.callbacks import CallbackManagerForToolRun
+from langchain_core.tools import BaseTool, ToolException
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+import prompts
+from agent.errors import IdeaForgeError
+
+_STYLE_HELP = (
+    "Optional style preset applied to the prompt, one of: " + ", ".join(prompts.style_names()) + ". "
+    "Leave it out for the server's default (usually none)."
+)
+
+
+class OptimizePromptArgs(BaseModel):
+    """Arguments of `optimize_prompt`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idea: str = Field(
+        min_length=1,
+        description="What the image should show, as loose as you like and in any language, "
+        "e.g. 'a red kitten in a basket' or '一只坐在篮子里的红色小猫'.",
+    )
+    style: str | None = Field(default=None, description=_STYLE_HELP)
+
+
+class GenerateImageArgs(BaseModel):
+    """Arguments of `generate_image`; also the input schema of `IdeaForge.as_runnable()`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idea: str = Field(
+        min_length=1,
+        description="What the image should show, in any language. It is optimized into a Stable Diffusion prompt "
+        "and is what the CLIP critic scores the image against, even when `prompt` is given.",
+    )
+    prompt: str | None = Field(
+        default=None,
+        description="Optional English Stable Diffusion positive prompt to use as written instead of optimizing "
+        "the idea (a style preset and the 77-token limit still apply).",
+    )
+    negative_prompt: str | None = Field(
+        default=None, description="Optional negative prompt: comma-separated things the image must not show."
+    )
+    seed: int | None = Field(
+        default=None,
+        description="Seed of the first image, a whole number from 0 to 4294967295; the same seed and settings "
+        "reproduce the same image. Leave it out for a random seed (it is reported back).",
+    )
+    style: str | None = Field(default=None, description=_STYLE_HELP)
+    size: str | None = Field(
+        default=None,
+        description="Image size as WIDTHxHEIGHT in pixels, multiples of 8, e.g. '512x512' or '768x512'. "
+        "Leave it out for the model's native size.",
+    )
+    steps: int | None = Field(
+        default=None, description="Denoising steps, 1 to 500. Leave it out for the model's default."
+    )
+    critique: bool | None = Field(
+        default=None,
+        description="Score each image with CLIP and revise the prompt when it falls short (on by default); "
+        "false makes a single attempt, faster.",
+    )
+
+
+class ScoreImageArgs(BaseModel):
+    """Arguments of `score_image`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image_path: str = Field(min_length=1, description="Path of the image file to score (PNG, JPEG or WebP).")
+    text: str = Field(
+        min_length=1,
+        description="The English text to score the image against, e.g. the idea 'a red kitten in a basket'.",
+    )
+    elements: list[str] | None = Field(
+        default=None,
+        description="Optional key visual elements to score one by one, e.g. ['red kitten', 'wicker basket']; "
+        "the critique names those the image shows weakly.",
+    )
+
+
+def _explain(exc: ValidationError | Exception) -> str:
+    """Bad tool arguments as one line per field, for the calling model to correct."""
+    if not isinstance(exc, ValidationError):
+        return f"invalid arguments: {exc}"
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
+        parts.append(f"{where}: {err.get('msg', 'invalid')} (got {err.get('input')!r})")
+    return "invalid arguments: " + "; ".join(parts)
+
+
+@contextmanager
+def _as_tool_errors() -> Iterator[None]:
+    """ideaforge's errors become `ToolException`s, which `handle_tool_error` turns into error `ToolMessage`s."""
+    try:
+        yield
+    except IdeaForgeError as exc:
+        raise ToolException(" ".join(str(exc).split()) or type(exc).__name__) from exc
+
+
+class _ForgeTool(BaseTool):
+    """Shared set-up: a forge object, content-and-artifact replies, errors as tool messages."""
+
+    forge: Any = Field(exclude=True)
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool = True
+    handle_validation_error: Any = _explain
+
+
+class OptimizePromptTool(_ForgeTool):
+    name: str = "optimize_prompt"
+    description: str = (
+        "Turn a loose idea (any language) into an optimized Stable Diffusion prompt without making an image: "
+        "returns the English positive and negative prompts, each within CLIP's 77 tokens, and the idea's key "
+        "visual elements. Use it to show or edit a prompt before calling generate_image with `prompt`."
+    )
+    args_schema: type[BaseModel] = OptimizePromptArgs
+
+    def _run(self, idea: str, style: str | None = None, run_manager: CallbackManagerForToolRun | None = None
+             ) -> tuple[str, dict[str, Any]]:
+        with _as_tool_errors():
+            spec = self.forge.optimize(idea, style=style)
+        data = spec.model_dump(mode="json")
+        shown = {k: data[k] for k in ("positive", "negative", "elements", "style", "engine")}
+        shown["tokens"] = f"{spec.positive_tokens} / {spec.negative_tokens} of 77"
+        if spec.warnings:
+            shown["warnings"] = spec.warnings
+        return json.dumps(shown, ensure_ascii=False), data
+
+
+class GenerateImageTool(_ForgeTool):
+    name: str = "generate_image"
+    description: str = (
+        "Make an image from an idea with Stable Diffusion. The idea (any language) is optimized into a prompt, "
+        "the image is generated, scored against the idea with CLIP and, when critique is on, the prompt is "
+        "revised and the image remade until it passes or the attempts run out; the best image is kept. "
+        "Returns the saved PNG path(s), the seed and the best CLIP score (about 30 or more is a good match "
+        "for the default critic). Optional: an explicit prompt, seed, style, size, steps, critique on/off."
+    )
+    args_schema: type[BaseModel] = GenerateImageArgs
+    runnable: Any = Field(default=None, exclude=True)
+
+    def _run(self, run_manager: CallbackManagerForToolRun | None = None, **args: Any) -> tuple[str, dict[str, Any]]:
+        runnable = self.runnable if self.runnable is not None else self.forge.as_runnable()
+        config = {"callbacks": run_manager.get_child()} if run_manager else None
+        with _as_tool_errors():
+            result = runnable.invoke(GenerateImageArgs(**args), config=config)
+        best_path = result.best_image_path
+        if best_path is None:
+            notes = "; ".join(result.warnings) or "every image was flagged by the safety checker or failed"
+            raise ToolException(f"no usable image was produced ({notes}); try another idea or seed")
+        data = result.model_dump(mode="json")
+        data["best_image_path"] = best_path
+        data["image_paths"] = result.image_paths
+        return _summary(result, best_path), data
+
+
+class ScoreImageTool(_ForgeTool):
+    name: str = "score_image"
+    description: str = (
+        "Score how well an existing image matches a text with CLIP, on the CLIPScore scale (100 x cosine "
+        "similarity, 0-100; about 30 or more is a good match for the default critic). With `elements`, each is "
+        "scored too and the critique names those the image shows weakly."
+    )
+    args_schema: type[BaseModel] = ScoreImageArgs
+
+    def _run(self, image_path: str, text: str, elements: list[str] | None = None,
+             run_manager: CallbackManagerForToolRun | None = None) -> tuple[str, dict[str, Any]]:
+        image = _open_image(image_path)
+        with _as_tool_errors():
+            scorer = self.forge.scorer
+            [score] = scorer.score([image], text, elements or [])
+        threshold = getattr(scorer, "threshold", None)
+        data = {
+            "image_path": image_path,
+            "text": text,
+            "score": round(score.idea, 4),
+            "elements": {k: round(v, 4) for k, v in score.elements.items()},
+            "weak": list(score.critique.weak),
+            "critique": score.critique.text,
+            "threshold": threshold,
+            "passed": None if threshold is None else score.idea >= threshold,
+            "truncated": list(score.truncated),
+        }
+        lines = [f"CLIP score {score.idea:.1f} for {text!r}" + (f" (pass mark {threshold:g})." if threshold else ".")]
+        if score.elements:
+            lines.append("Elements: " + ", ".join(f"{k} {v:.1f}" for k, v in score.elements.items()) + ".")
+        lines.append(score.critique.text)
+        return "\n".join(lines), data
+
+
+def _open_image(path: str) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ToolException(f"image {path!r} does not exist; pass the path of an image file")
+    try:
+        with Image.open(file) as im:
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ToolException(f"{path!r} is not a readable image ({type(exc).__name__}); pass a PNG, JPEG or WebP")
+
+
+def _summary(result: Any, best_path: str) -> str:
+    """What the calling model reads: where the images are, the seed, the best score and the prompt used."""
+    best = result.best
+    image = best.best_image()
+    paths = result.image_paths
+    rounds = len({a.round for a in result.attempts})
+    lines = [
+        f"Made {len(paths)} image(s) in {rounds} round(s) for {result.idea!r}; {result.stopped or 'done'}.",
+        f"Best image: {Path(best_path).resolve()} (seed {image.seed}"
+        + (f", CLIP score {best.score:.1f}" if best.score is not None else ", not scored")
+        + (f", pass mark {result.threshold:g}{' met' if result.passed else ' not met'}" if result.threshold else "")
+        + ").",
+        f"Prompt: {best.spec.positive}",
+    ]
+    if best.critique and not result.passed:
+        lines.append(f"Critique: {best.critique}")
+    others = [str(Path(p).resolve()) for p in paths if p != best_path]
+    if others:
+        lines.append("Other images: " + ", ".join(others))
+    return "\n".join(lines)
+
+
+def make_tools(forge: Any) -> list[BaseTool]:
+    """The three tools around one forge (an `agent.IdeaForge` or anything with its `optimize`, `as_runnable` and
+    `scorer`), sharing its loaded models: `[optimize_prompt, generate_image, score_image]`.
+
+    Example:
+        >>> from agent import IdeaForge
+        >>> [t.name for t in make_tools(IdeaForge(engine="rules"))]
+        ['optimize_prompt', 'generate_image', 'score_image']
+    """
+    return [
+        OptimizePromptTool(forge=forge),
+        GenerateImageTool(forge=forge, runnable=forge.as_runnable()),
+        ScoreImageTool(forge=forge),
+    ]
