@@ -18,6 +18,7 @@ class Progress:
             console=self.console, transient=True, disable=not enabled,
         )
         self._task: Any = None
+        self._label = ""
 
     def __enter__(self) -> "Progress":
         self._bar.__enter__()
@@ -35,10 +36,10 @@ class Progress:
     def on_event(self, ev: Any) -> None:
         if ev.stage == "generate" and ev.total:
             label = f"round {ev.round}" + (f" candidate {ev.candidate}" if ev.candidate > 1 else "")
-            if self._task is None or self._bar.tasks[self._task].description != label:
+            if self._task is None or self._label != label:
                 if self._task is not None:
                     self._bar.remove_task(self._task)
-                self._task = self._bar.add_task(label, total=ev.total)
+                self._task, self._label = self._bar.add_task(label, total=ev.total), label
             self._bar.update(self._task, completed=ev.step)
         elif ev.stage == "revise":
             self.console.print(f"[cyan]revising[/]: {ev.message}")
