@@ -36,11 +36,19 @@ def _tokenizer() -> Any:
 def _text_config(**overrides: Any) -> Any:
     from transformers import CLIPTextConfig
 
-    fields = dict(
-        vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-        max_position_embeddings=77, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=EOS, projection_dim=32,
-        hidden_act="quick_gelu",
-    )
+    fields: dict[str, Any] = {
+        "vocab_size": VOCAB_SIZE,
+        "hidden_size": 32,
+        "intermediate_size": 37,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 77,
+        "bos_token_id": BOS,
+        "eos_token_id": EOS,
+        "pad_token_id": EOS,
+        "projection_dim": 32,
+        "hidden_act": "quick_gelu",
+    }
     fields.update(overrides)
     return CLIPTextConfig(**fields)
 
@@ -50,9 +58,15 @@ def _vae() -> Any:
 
     # Four blocks, as in real SD VAEs, so the image is 8x the latent size.
     return AutoencoderKL(
-        in_channels=3, out_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=4,
-        block_out_channels=(8, 8, 8, 8), down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4, sample_size=SAMPLE_SIZE * 8,
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        layers_per_block=1,
+        norm_num_groups=4,
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=SAMPLE_SIZE * 8,
     )
 
 
@@ -60,7 +74,10 @@ def _scheduler() -> Any:
     from diffusers import EulerDiscreteScheduler
 
     return EulerDiscreteScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", steps_offset=1,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        steps_offset=1,
         timestep_spacing="leading",
     )
 
@@ -73,18 +90,31 @@ def tiny_sd_components(*, safety_checker: bool = False) -> dict[str, Any]:
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        sample_size=SAMPLE_SIZE, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=4, norm_num_groups=8,
+        sample_size=SAMPLE_SIZE,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        norm_num_groups=8,
     )
     torch.manual_seed(1)
     vae = _vae()
     torch.manual_seed(2)
     text_encoder = CLIPTextModel(_text_config())
     components: dict[str, Any] = {
-        "unet": unet, "vae": vae, "text_encoder": text_encoder, "tokenizer": _tokenizer(),
-        "scheduler": _scheduler(), "safety_checker": None, "feature_extractor": None,
-        "image_encoder": None, "requires_safety_checker": False,
+        "unet": unet,
+        "vae": vae,
+        "text_encoder": text_encoder,
+        "tokenizer": _tokenizer(),
+        "scheduler": _scheduler(),
+        "safety_checker": None,
+        "feature_extractor": None,
+        "image_encoder": None,
+        "requires_safety_checker": False,
     }
     if safety_checker:
         components.update(_flag_everything_safety_checker())
@@ -101,8 +131,15 @@ def _flag_everything_safety_checker() -> dict[str, Any]:
     torch.manual_seed(3)
     config = CLIPConfig(
         text_config=dict(_text_config().to_dict()),
-        vision_config=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4,
-                           image_size=32, patch_size=8, projection_dim=32),
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 37,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "image_size": 32,
+            "patch_size": 8,
+            "projection_dim": 32,
+        },
         projection_dim=32,
     )
     checker = StableDiffusionSafetyChecker(config)
@@ -130,12 +167,21 @@ def build_tiny_sdxl(directory: str | Path) -> Path:
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
-        sample_size=SAMPLE_SIZE, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(16, 32),
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time",
-        addition_time_embed_dim=8, transformer_layers_per_block=(1, 1),
+        sample_size=SAMPLE_SIZE,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        transformer_layers_per_block=(1, 1),
         projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop ids x 8 + pooled text (32)
-        cross_attention_dim=64, norm_num_groups=8,
+        cross_attention_dim=64,
+        norm_num_groups=8,
     )
     torch.manual_seed(1)
     vae = _vae()
@@ -145,8 +191,15 @@ def build_tiny_sdxl(directory: str | Path) -> Path:
     text_encoder_2 = CLIPTextModelWithProjection(_text_config())
     tokenizer = _tokenizer()
     pipe = StableDiffusionXLPipeline(
-        unet=unet, vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
-        tokenizer_2=tokenizer, scheduler=_scheduler(), image_encoder=None, feature_extractor=None,
+        unet=unet,
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=tokenizer,
+        tokenizer_2=tokenizer,
+        scheduler=_scheduler(),
+        image_encoder=None,
+        feature_extractor=None,
     )
     target = Path(directory)
     pipe.save_pretrained(str(target))
@@ -160,8 +213,11 @@ def build_tiny_taesd(directory: str | Path) -> Path:
 
     torch.manual_seed(4)
     taesd = AutoencoderTiny(
-        encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
-        num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1), latent_channels=4,
+        encoder_block_out_channels=(8, 8, 8, 8),
+        decoder_block_out_channels=(8, 8, 8, 8),
+        num_encoder_blocks=(1, 1, 1, 1),
+        num_decoder_blocks=(1, 1, 1, 1),
+        latent_channels=4,
     )
     target = Path(directory)
     taesd.save_pretrained(str(target))
@@ -179,7 +235,9 @@ def build_tiny_lora(directory: str | Path, model_dir: str | Path) -> Path:
     unet = UNet2DConditionModel.from_pretrained(str(model_dir), subfolder="unet")
     torch.manual_seed(5)
     unet.add_adapter(
-        LoraConfig(r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False)
+        LoraConfig(
+            r=4, lora_alpha=4, target_modules=["to_q", "to_k", "to_v", "to_out.0"], init_lora_weights=False
+        )
     )
     with torch.no_grad():  # peft's random init is small; make the effect plainly visible in pixels
         for name, param in unet.named_parameters():
@@ -187,11 +245,13 @@ def build_tiny_lora(directory: str | Path, model_dir: str | Path) -> Path:
                 param.mul_(4.0)
     layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
     target = Path(directory)
-    StableDiffusionPipeline.save_lora_weights(str(target), unet_lora_layers=layers, weight_name="tiny_lora.safetensors")
+    StableDiffusionPipeline.save_lora_weights(
+        str(target), unet_lora_layers=layers, weight_name="tiny_lora.safetensors"
+    )
     return target / "tiny_lora.safetensors"
 
 
-# --- single-file checkpoints in the original Stable Diffusion (LDM) layout ------------------------------------
+# --- single-file checkpoints in the original Stable Diffusion (LDM) layout ----------------------------------
 
 
 def _unet_to_ldm(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
@@ -200,16 +260,23 @@ def _unet_to_ldm(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
 
     layers = config["layers_per_block"]
     fixed = DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"]
-    resnet_names = [("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
-                    ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection")]
+    resnet_names = [
+        ("norm1", "in_layers.0"),
+        ("conv1", "in_layers.2"),
+        ("norm2", "out_layers.0"),
+        ("conv2", "out_layers.3"),
+        ("time_emb_proj", "emb_layers.1"),
+        ("conv_shortcut", "skip_connection"),
+    ]
     up_has_attention = {
-        b: any(k.startswith(f"up_blocks.{b}.attentions.") for k in state) for b in range(len(config["up_block_types"]))
+        b: any(k.startswith(f"up_blocks.{b}.attentions.") for k in state)
+        for b in range(len(config["up_block_types"]))
     }
 
     def resnet(rest: str) -> str:
         for new, old in resnet_names:
             if rest.startswith(new + "."):
-                return old + rest[len(new):]
+                return old + rest[len(new) :]
         raise KeyError(rest)
 
     out: dict[str, Any] = {}
@@ -224,10 +291,16 @@ def _unet_to_ldm(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
             else:
                 index = 1 + block * (layers + 1) + int(parts[3])
                 rest = ".".join(parts[4:])
-                ldm = f"input_blocks.{index}.0.{resnet(rest)}" if kind == "resnets" else f"input_blocks.{index}.1.{rest}"
+                ldm = (
+                    f"input_blocks.{index}.0.{resnet(rest)}"
+                    if kind == "resnets"
+                    else f"input_blocks.{index}.1.{rest}"
+                )
         elif parts[0] == "mid_block":
             kind, index, rest = parts[1], int(parts[2]), ".".join(parts[3:])
-            ldm = f"middle_block.{2 * index}.{resnet(rest)}" if kind == "resnets" else f"middle_block.1.{rest}"
+            ldm = (
+                f"middle_block.{2 * index}.{resnet(rest)}" if kind == "resnets" else f"middle_block.1.{rest}"
+            )
         elif parts[0] == "up_blocks":
             block, kind = int(parts[1]), parts[2]
             if kind == "upsamplers":
@@ -236,7 +309,11 @@ def _unet_to_ldm(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
             else:
                 index = block * (layers + 1) + int(parts[3])
                 rest = ".".join(parts[4:])
-                ldm = f"output_blocks.{index}.0.{resnet(rest)}" if kind == "resnets" else f"output_blocks.{index}.1.{rest}"
+                ldm = (
+                    f"output_blocks.{index}.0.{resnet(rest)}"
+                    if kind == "resnets"
+                    else f"output_blocks.{index}.1.{rest}"
+                )
         else:
             raise KeyError(f"no LDM name for UNet key {key}")
         out["model.diffusion_model." + ldm] = value
@@ -249,7 +326,13 @@ def _vae_to_ldm(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
 
     fixed = DIFFUSERS_TO_LDM_MAPPING["vae"]
     blocks = len(config["up_block_types"])
-    attention_names = [("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")]
+    attention_names = [
+        ("group_norm", "norm"),
+        ("to_q", "q"),
+        ("to_k", "k"),
+        ("to_v", "v"),
+        ("to_out.0", "proj_out"),
+    ]
     out: dict[str, Any] = {}
     for key, value in state.items():
         parts = key.split(".")
@@ -274,7 +357,7 @@ def _vae_to_ldm(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
             rest = ".".join(parts[4:])
             for new, old in attention_names:
                 if rest.startswith(new + "."):
-                    rest = old + rest[len(new):]
+                    rest = old + rest[len(new) :]
                     break
             ldm = f"{side}.mid.attn_1.{rest}"
             if value.ndim == 2:  # LDM's attention projections are 1x1 convolutions
@@ -285,8 +368,9 @@ def _vae_to_ldm(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def build_tiny_single_file(path: str | Path, *, source: str | Path | None = None,
-                           config_dir: str | Path | None = None) -> Path:
+def build_tiny_single_file(
+    path: str | Path, *, source: str | Path | None = None, config_dir: str | Path | None = None
+) -> Path:
     """Write a tiny SD 1.x checkpoint as one LDM-layout `.safetensors` file, plus a configs-only folder.
 
     Args:

@@ -38,14 +38,21 @@ MAX_SIDE = 4096
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
 SAFETENSORS_SUFFIXES = {".safetensors", ".sft"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+# compel's emphasis syntax as the prompt engine writes it: "(red kitten)1.3", "(basket)++".
+_WEIGHTED = re.compile(r"\(([^()]+)\)(?:[+-]+|\d+(?:\.\d+)?)")
 _DTYPES = {
-    "float16": "float16", "fp16": "float16", "half": "float16",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float32": "float32", "fp32": "float32", "float": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
 }
 
 
-# --- data ------------------------------------------------------------------------------------------------------
+# --- data ---------------------------------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=1)
@@ -86,7 +93,7 @@ def a1111_sampler(scheduler: str) -> str:
     return spec["a1111"] if spec else scheduler
 
 
-# --- parameters --------------------------------------------------------------------------------------------------
+# --- parameters ---------------------------------------------------------------------------------------------
 
 
 def _explain(exc: ValidationError) -> str:
@@ -94,7 +101,7 @@ def _explain(exc: ValidationError) -> str:
     error = exc.errors()[0]
     message = str(error["msg"])
     if message.startswith("Value error, "):
-        return message[len("Value error, "):]
+        return message[len("Value error, ") :]
     where = ".".join(str(part) for part in error["loc"]) or "value"
     return f"{where} {error.get('input')!r} is invalid: {message[:1].lower()}{message[1:]}"
 
@@ -114,17 +121,26 @@ class _Validated(BaseModel):
 class GenerationParams(_Validated):
     """How to generate: checked once, before anything is loaded. `None` means 'the model profile's value'."""
 
-    steps: int | None = Field(None, ge=1, le=500, description="Denoising steps (1-500); None: the model's default")
+    steps: int | None = Field(
+        None, ge=1, le=500, description="Denoising steps (1-500); None: the model's default"
+    )
     guidance: float | None = Field(
-        None, ge=0, allow_inf_nan=False,
+        None,
+        ge=0,
+        allow_inf_nan=False,
         description="Classifier-free guidance scale; at 1 or below the negative prompt has no effect",
     )
     width: int | None = Field(None, description="Image width in pixels, a multiple of 8 up to 4096")
     height: int | None = Field(None, description="Image height in pixels, a multiple of 8 up to 4096")
-    scheduler: str | None = Field(None, description="Scheduler by friendly name, e.g. euler_a or dpm++_2m_karras")
+    scheduler: str | None = Field(
+        None, description="Scheduler by friendly name, e.g. euler_a or dpm++_2m_karras"
+    )
     n: int = Field(1, ge=1, le=16, description="Images per request, with seeds seed, seed+1, ...")
     strength: float = Field(
-        0.75, gt=0, le=1, allow_inf_nan=False,
+        0.75,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
         description="img2img only: how far to move away from the init image (0 < strength <= 1)",
     )
     init_image: Path | None = Field(None, description="Start from this image (img2img) instead of pure noise")
@@ -138,20 +154,27 @@ class GenerationParams(_Validated):
     @classmethod
     def _init_image_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not Path(value).expanduser().is_file():
-            raise ValueError(f"init image {str(value)!r} does not exist; pass --init-image with an image file")
+            raise ValueError(
+                f"init image {str(value)!r} does not exist; pass --init-image with an image file"
+            )
         return None if value is None else Path(value).expanduser()
 
     @model_validator(mode="after")
     def _size(self) -> GenerationParams:
         w, h = self.width, self.height
         if (w is None) != (h is None):
-            raise ValueError(f"size needs both width and height, got width={w!r} height={h!r} (e.g. --size 512x512)")
-        if w is not None and h is not None:
-            if any(side <= 0 or side % 8 or side > MAX_SIDE for side in (w, h)):
-                raise ValueError(
-                    f"size {w}x{h} is invalid: width and height must be multiples of 8 between 8 and {MAX_SIDE} "
-                    f"(e.g. --size 512x512)"
-                )
+            raise ValueError(
+                f"size needs both width and height, got width={w!r} height={h!r} (e.g. --size 512x512)"
+            )
+        if (
+            w is not None
+            and h is not None
+            and any(side <= 0 or side % 8 or side > MAX_SIDE for side in (w, h))
+        ):
+            raise ValueError(
+                f"size {w}x{h} is invalid: width and height must be multiples of 8 between 8 and {MAX_SIDE} "
+                f"(e.g. --size 512x512)"
+            )
         return self
 
 
@@ -184,7 +207,9 @@ def parse_lora(text: str) -> LoraSpec:
     """
     raw = text.strip()
     if not raw:
-        raise InputError("lora '' is empty; use --lora ID_OR_PATH[:SCALE], e.g. --lora loras/ink.safetensors:0.8")
+        raise InputError(
+            "lora '' is empty; use --lora ID_OR_PATH[:SCALE], e.g. --lora loras/ink.safetensors:0.8"
+        )
     source, scale = raw, 1.0
     head, sep, tail = raw.rpartition(":")
     if sep and head:
@@ -194,7 +219,9 @@ def parse_lora(text: str) -> LoraSpec:
         except ValueError:
             pass  # a ':' that is part of the path or id, e.g. C:\loras\ink.safetensors
     if not math.isfinite(scale) or abs(scale) > 10:
-        raise InputError(f"lora scale {tail!r} in {text!r} is invalid: use a number between -10 and 10, e.g. :0.8")
+        raise InputError(
+            f"lora scale {tail!r} in {text!r} is invalid: use a number between -10 and 10, e.g. :0.8"
+        )
     weight_name = None
     path = Path(source).expanduser()
     if not path.exists():
@@ -204,7 +231,7 @@ def parse_lora(text: str) -> LoraSpec:
     return LoraSpec(source=source, scale=scale, weight_name=weight_name)
 
 
-# --- results and events ------------------------------------------------------------------------------------------
+# --- results and events -------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -260,7 +287,7 @@ class ModelProfile:
     scheduler: str
 
 
-# --- where the model comes from -----------------------------------------------------------------------------------
+# --- where the model comes from -----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -281,13 +308,15 @@ def _display_name(path: Path) -> str:
     # Inside the HF cache a snapshot folder is named by commit; the repo name is further up.
     for part in path.parts:
         if part.startswith("models--"):
-            return part[len("models--"):].replace("--", "/")
+            return part[len("models--") :].replace("--", "/")
     return path.stem if path.is_file() else path.name
 
 
 def _classify(model: str, allow_pickle: bool) -> _Source:
     if not model or not model.strip():
-        raise InputError("model '' is empty; pass --model with a Hub id, a diffusers folder or a .safetensors file")
+        raise InputError(
+            "model '' is empty; pass --model with a Hub id, a diffusers folder or a .safetensors file"
+        )
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").is_file():
@@ -306,8 +335,10 @@ def _classify(model: str, allow_pickle: bool) -> _Source:
         if suffix not in PICKLE_SUFFIXES | SAFETENSORS_SUFFIXES:
             raise InputError(f"model {model!r} is not a .safetensors checkpoint or a diffusers folder")
         return _Source("file", str(path.resolve()), _display_name(path))
-    looks_like_path = model.startswith((".", "/", "~")) or "\\" in model or path.suffix.lower() in (
-        PICKLE_SUFFIXES | SAFETENSORS_SUFFIXES
+    looks_like_path = (
+        model.startswith((".", "/", "~"))
+        or "\\" in model
+        or path.suffix.lower() in (PICKLE_SUFFIXES | SAFETENSORS_SUFFIXES)
     )
     if looks_like_path or not _HUB_ID.match(model):
         raise ModelNotFoundError(
@@ -321,7 +352,10 @@ def _not_cached(repo_id: str, why: str) -> ModelNotFoundError:
     if _offline():
         fix = f"unset HF_HUB_OFFLINE and download it once (`hf download {repo_id}`)"
     else:
-        fix = f"download it once where the Hub is reachable (`hf download {repo_id}`; HF_HUB_OFFLINE=1 then uses the cache)"
+        fix = (
+            f"download it once where the Hub is reachable (`hf download {repo_id}`; "
+            f"HF_HUB_OFFLINE=1 then uses the cache)"
+        )
     return ModelNotFoundError(
         f"model {repo_id!r} is not in the local Hugging Face cache and {why}: {fix}, "
         f"or pass --model PATH to a local diffusers folder or .safetensors file"
@@ -351,8 +385,13 @@ def _hub_model_index(repo_id: str) -> Path | None:
             f"`hf auth login`); check the id or pass --model PATH"
         ) from None
     except Exception as exc:  # connection refused, DNS failure, timeout, proxy error: all mean 'unreachable'
-        raise _not_cached(repo_id, f"the Hugging Face Hub is unreachable ({type(exc).__name__})") from None
+        raise _not_cached(repo_id, f"the Hugging Face Hub is unreachable ({type(exc).__name__})") from exc
     return None
+
+
+def plain_prompt(text: str) -> str:
+    """The prompt without compel's weight syntax: '(red kitten)1.3, basket' -> 'red kitten, basket'."""
+    return _WEIGHTED.sub(r"\1", text)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -360,7 +399,7 @@ def _one_line(exc: BaseException) -> str:
     return (text[:300] + "...") if len(text) > 300 else text or type(exc).__name__
 
 
-# --- loading and the pipeline cache --------------------------------------------------------------------------------
+# --- loading and the pipeline cache -------------------------------------------------------------------------
 
 
 @dataclass
@@ -372,6 +411,7 @@ class _Loaded:
     dtype: str
     cpu_offload: bool
     taesd: Any | None
+    compel: tuple[Any, ...] | None = None  # built on the first weighted prompt
     lock: threading.Lock = field(default_factory=threading.Lock)
     views: dict[tuple[str, str], Any] = field(default_factory=dict)
 
@@ -395,7 +435,9 @@ def _pick_device(device: str | None, dtype: str | None) -> tuple[str, str]:
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
     elif device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} is not available: torch finds no CUDA GPU here; use --device cpu")
+        raise InputError(
+            f"device {device!r} is not available: torch finds no CUDA GPU here; use --device cpu"
+        )
     elif device == "mps" and not (mps and mps.is_available()):
         raise InputError("device 'mps' is not available: torch finds no Apple GPU here; use --device cpu")
     if dtype is None:
@@ -429,7 +471,8 @@ def _pipeline_class_for_file(path: str, config: str | None) -> Any:
         from safetensors import safe_open
 
         with safe_open(path, framework="pt") as handle:
-            is_xl = any(key.startswith("conditioner.embedders.1.") for key in handle.keys())
+            keys = handle.keys()  # safe_open is not a dict: `in handle` does not work
+            is_xl = any(key.startswith("conditioner.embedders.1.") for key in keys)
     return diffusers.StableDiffusionXLPipeline if is_xl else diffusers.StableDiffusionPipeline
 
 
@@ -446,6 +489,18 @@ def _load_pipeline(tool: DiffusionTool, device: str, dtype: str) -> Any:
     elif source.kind == "folder":
         index_path = Path(source.ref) / "model_index.json"
     components = json.loads(index_path.read_text(encoding="utf-8")) if index_path else {}
+    if source.kind == "folder" and not tool.allow_pickle:
+        pickled = [
+            part.name
+            for part in Path(source.ref).iterdir()
+            if part.is_dir() and any(part.glob("*.bin")) and not any(part.glob("*.safetensors"))
+        ]
+        if pickled:
+            raise InputError(
+                f"model folder {tool.model!r} has only pickle weights (.bin) for {', '.join(sorted(pickled))}, which "
+                f"can run arbitrary code when loaded; convert them to .safetensors, or pass --allow-pickle if you "
+                f"trust where they came from"
+            )
     if not tool.safety_checker and "safety_checker" in components:
         kwargs.update(safety_checker=None, requires_safety_checker=False)
     try:
@@ -461,11 +516,6 @@ def _load_pipeline(tool: DiffusionTool, device: str, dtype: str) -> Any:
     except IdeaForgeError:
         raise
     except Exception as exc:
-        if source.kind == "folder" and not tool.allow_pickle and not any(Path(source.ref).rglob("*.safetensors")):
-            raise InputError(
-                f"model folder {tool.model!r} has only pickle weights (.bin), which can run arbitrary code when "
-                f"loaded; convert them to .safetensors, or pass --allow-pickle if you trust where they came from"
-            ) from None
         if source.kind == "file" and tool.config is None:
             raise ModelNotFoundError(
                 f"could not load checkpoint {tool.model!r}: {_one_line(exc)}; a single-file checkpoint needs the "
@@ -488,7 +538,9 @@ def _load_loras(pipe: Any, loras: Sequence[LoraSpec]) -> None:
                 pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=name)
             else:
                 pipe.load_lora_weights(
-                    str(path) if path.is_dir() else spec.source, weight_name=spec.weight_name, adapter_name=name,
+                    str(path) if path.is_dir() else spec.source,
+                    weight_name=spec.weight_name,
+                    adapter_name=name,
                     local_files_only=_offline() or path.is_dir(),
                 )
         except Exception as exc:
@@ -500,19 +552,28 @@ def _load_loras(pipe: Any, loras: Sequence[LoraSpec]) -> None:
     pipe.set_adapters(names, adapter_weights=[spec.scale for spec in loras])
 
 
-def _profile_for(tool: DiffusionTool, pipe: Any, shipped: str) -> ModelProfile:
+def match_profile(
+    model: str, loras: Sequence[str] = ()
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The profiles.json entries for a model name (Hub id or file/folder name) and for its LoRAs, if any match."""
     data = _data()
-    display = tool._source.display
-    match = next((p for p in data["profiles"] if re.search(p["match"], display, re.IGNORECASE)), None)
+    match = next((p for p in data["profiles"] if re.search(p["match"], model, re.IGNORECASE)), None)
     lora_match = next(
-        (p for p in data["lora_profiles"] for spec in tool.loras if re.search(p["match"], spec.source, re.IGNORECASE)),
+        (p for p in data["lora_profiles"] for lora in loras if re.search(p["match"], lora, re.IGNORECASE)),
         None,
     )
+    return match, lora_match
+
+
+def _profile_for(tool: DiffusionTool, pipe: Any, shipped: str) -> ModelProfile:
+    data = _data()
+    match, lora_match = match_profile(tool._source.display, [spec.source for spec in tool.loras])
     class_name = type(pipe).__name__
     family = "sdxl" if "XL" in class_name else "sd"
     family = (match or {}).get("family", family)
     values: dict[str, Any] = {
-        "steps": data["families"][family]["steps"], "guidance": data["families"][family]["guidance"],
+        "steps": data["families"][family]["steps"],
+        "guidance": data["families"][family]["guidance"],
         "scheduler": shipped,
     }
     if class_name.startswith("LatentConsistencyModel"):
@@ -529,11 +590,23 @@ def _profile_for(tool: DiffusionTool, pipe: Any, shipped: str) -> ModelProfile:
 
 
 def _load_entry(tool: DiffusionTool) -> _Loaded:
+    if tool._source.kind == "hub":  # fail fast on an uncached model, before importing torch and diffusers
+        _hub_model_index(tool._source.ref)
     device, dtype = _pick_device(tool.device, tool.dtype)
     if tool.cpu_offload and not device.startswith("cuda"):
         raise InputError(f"cpu offload needs a CUDA device, but the device is {device!r}; drop --cpu-offload")
-    key = (tool._source.ref, tool.config, device, dtype, tuple(tool.loras), tool.safety_checker,
-           tool.cpu_offload, tool.attention_slicing, tool.vae_tiling, tool.preview_vae)
+    key = (
+        tool._source.ref,
+        tool.config,
+        device,
+        dtype,
+        tuple(tool.loras),
+        tool.safety_checker,
+        tool.cpu_offload,
+        tool.attention_slicing,
+        tool.vae_tiling,
+        tool.preview_vae,
+    )
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
@@ -556,12 +629,13 @@ def _load_entry(tool: DiffusionTool) -> _Loaded:
             pipe.vae.enable_tiling()
         taesd = None
         if tool.preview_vae:
-            from diffusers import AutoencoderTiny
             import torch
+            from diffusers import AutoencoderTiny
 
             try:
                 taesd = AutoencoderTiny.from_pretrained(
-                    tool.preview_vae, dtype=getattr(torch, dtype),
+                    tool.preview_vae,
+                    dtype=getattr(torch, dtype),
                     local_files_only=_offline() or Path(tool.preview_vae).is_dir(),
                 ).to(device)
             except Exception as exc:
@@ -571,14 +645,21 @@ def _load_entry(tool: DiffusionTool) -> _Loaded:
                     f"latent approximation"
                 ) from exc
         shipped = _friendly_scheduler(pipe.scheduler)
-        entry = _Loaded(pipe=pipe, profile=_profile_for(tool, pipe, shipped), shipped_scheduler=shipped,
-                        device=device, dtype=dtype, cpu_offload=tool.cpu_offload, taesd=taesd)
+        entry = _Loaded(
+            pipe=pipe,
+            profile=_profile_for(tool, pipe, shipped),
+            shipped_scheduler=shipped,
+            device=device,
+            dtype=dtype,
+            cpu_offload=tool.cpu_offload,
+            taesd=taesd,
+        )
         with _CACHE_LOCK:
             _CACHE[key] = entry
         return entry
 
 
-# --- the tool ------------------------------------------------------------------------------------------------------
+# --- the tool -----------------------------------------------------------------------------------------------
 
 
 class _Stop(Exception):
@@ -639,7 +720,9 @@ class DiffusionTool:
         self.attention_slicing = attention_slicing
         self.vae_tiling = vae_tiling
         self.preview_vae = preview_vae
-        self.config = str(Path(config).expanduser()) if config and Path(config).expanduser().exists() else config
+        self.config = (
+            str(Path(config).expanduser()) if config and Path(config).expanduser().exists() else config
+        )
         self.max_batch = max_batch
         self._source = _classify(model, allow_pickle)
         self._entry: _Loaded | None = None
@@ -679,8 +762,11 @@ class DiffusionTool:
         diffusers runs int(steps x strength) denoising steps.
         """
         profile = self.profile
-        update = {key: getattr(profile, key) for key in ("steps", "guidance", "width", "height", "scheduler")
-                  if getattr(params, key) is None}
+        update = {
+            key: getattr(profile, key)
+            for key in ("steps", "guidance", "width", "height", "scheduler")
+            if getattr(params, key) is None
+        }
         steps = update.get("steps", params.steps)
         if params.init_image is not None:
             if params.steps is None:
@@ -707,7 +793,9 @@ class DiffusionTool:
         """Render `params.n` images per request; results come in request order, n per request.
 
         Requests whose settings match go into one batched pipeline call (at most `max_batch` images). Each image
-        gets a fresh CPU `torch.Generator` seeded with its own seed, so batching never changes pixels.
+        gets a fresh CPU `torch.Generator` seeded with its own seed, so batching does not change the image (beyond
+        float rounding of batched kernels). Prompts may carry compel emphasis, `(red kitten)1.3`, which is
+        applied with compel; prompts without it are encoded by the pipeline itself.
 
         Args:
             requests: the prompts to render.
@@ -742,7 +830,9 @@ class DiffusionTool:
         order = sorted(range(len(jobs)), key=lambda j: not jobs[j][1].negative.strip())
         groups: list[list[int]] = []
         for j in order:
-            same = groups and bool(jobs[groups[-1][-1]][1].negative.strip()) == bool(jobs[j][1].negative.strip())
+            same = groups and bool(jobs[groups[-1][-1]][1].negative.strip()) == bool(
+                jobs[j][1].negative.strip()
+            )
             if same and len(groups[-1]) < self.max_batch:
                 groups[-1].append(j)
             else:
@@ -756,25 +846,50 @@ class DiffusionTool:
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(f"cancelled before batch {b + 1} of {len(groups)}")
                 images, flags, seconds = self._run(
-                    pipe, entry, [jobs[j] for j in group], params, init, b, len(groups), group,
-                    on_step, cancel, preview_every,
+                    pipe,
+                    entry,
+                    [jobs[j] for j in group],
+                    params,
+                    init,
+                    b,
+                    len(groups),
+                    group,
+                    on_step,
+                    cancel,
+                    preview_every,
                 )
                 for j, image, flagged in zip(group, images, flags):
                     request_index, request, seed = jobs[j]
                     warnings = list(notes[request_index]) + init_warnings
                     if flagged:
-                        warnings.append("the model's safety checker flagged this image and blacked it out; "
-                                        "try another seed or prompt")
+                        warnings.append(
+                            "the model's safety checker flagged this image and blacked it out; "
+                            "try another seed or prompt"
+                        )
                     results[j] = GeneratedImage(
-                        image=image, seed=seed, positive=request.positive, negative=request.negative,
-                        flagged=flagged, steps=params.steps, guidance=params.guidance, width=params.width,
-                        height=params.height, scheduler=params.scheduler, model=self.model, warnings=warnings,
-                        seconds=seconds / len(group), sampler=a1111_sampler(params.scheduler),
-                        loras=[{"source": s.source, "scale": s.scale, "weight_name": s.weight_name}
-                               for s in self.loras],
+                        image=image,
+                        seed=seed,
+                        positive=request.positive,
+                        negative=request.negative,
+                        flagged=flagged,
+                        steps=params.steps,
+                        guidance=params.guidance,
+                        width=params.width,
+                        height=params.height,
+                        scheduler=params.scheduler,
+                        model=self.model,
+                        warnings=warnings,
+                        seconds=seconds / len(group),
+                        sampler=a1111_sampler(params.scheduler),
+                        loras=[
+                            {"source": s.source, "scale": s.scale, "weight_name": s.weight_name}
+                            for s in self.loras
+                        ],
                         strength=params.strength if init is not None else None,
                         init_image=str(params.init_image) if init is not None else None,
-                        request_index=request_index, device=entry.device, dtype=entry.dtype,
+                        request_index=request_index,
+                        device=entry.device,
+                        dtype=entry.dtype,
                         profile=entry.profile.name,
                     )
         return [r for r in results if r is not None]
@@ -786,9 +901,11 @@ class DiffusionTool:
             from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
 
             base = entry.pipe
-            swap = {} if scheduler == entry.shipped_scheduler else {
-                "scheduler": _make_scheduler(scheduler, base.scheduler.config)
-            }
+            swap = (
+                {}
+                if scheduler == entry.shipped_scheduler
+                else {"scheduler": _make_scheduler(scheduler, base.scheduler.config)}
+            )
             if task == "txt2img" and not swap:
                 view = base
             else:
@@ -801,9 +918,18 @@ class DiffusionTool:
         return entry.views[key]
 
     def _run(
-        self, pipe: Any, entry: _Loaded, batch: list[tuple[int, ImageRequest, int]], params: GenerationParams,
-        init: Any, index: int, batches: int, positions: list[int],
-        on_step: Callable[[StepEvent], None] | None, cancel: threading.Event | None, preview_every: int | None,
+        self,
+        pipe: Any,
+        entry: _Loaded,
+        batch: list[tuple[int, ImageRequest, int]],
+        params: GenerationParams,
+        init: Any,
+        index: int,
+        batches: int,
+        positions: list[int],
+        on_step: Callable[[StepEvent], None] | None,
+        cancel: threading.Event | None,
+        preview_every: int | None,
     ) -> tuple[list[Any], list[bool], float]:
         import torch
 
@@ -814,19 +940,36 @@ class DiffusionTool:
                 previews = []
                 if every and (step % every == 0 or step == total):
                     previews = _previews(tensors["latents"], entry)
-                on_step(StepEvent(index=index, step=step, total=total, preview=previews[0] if previews else None,
-                                  previews=previews, batches=batches, images=list(positions)))
+                on_step(
+                    StepEvent(
+                        index=index,
+                        step=step,
+                        total=total,
+                        preview=previews[0] if previews else None,
+                        previews=previews,
+                        batches=batches,
+                        images=list(positions),
+                    )
+                )
             if cancel is not None and cancel.is_set():  # checked after on_step, which may be what set it
                 raise _Stop(step, total)
             return {}
 
+        positives = [request.positive for _, request, _ in batch]
         negatives = [request.negative for _, request, _ in batch]
+        use_negatives = any(n.strip() for n in negatives)
+        if any(_WEIGHTED.search(text) for text in positives + negatives):
+            prompts = _weighted_embeddings(entry, pipe, positives, negatives if use_negatives else None)
+        else:
+            prompts = {"prompt": positives, "negative_prompt": negatives if use_negatives else None}
         kwargs: dict[str, Any] = dict(
-            prompt=[request.positive for _, request, _ in batch],
-            negative_prompt=negatives if any(n.strip() for n in negatives) else None,
-            num_inference_steps=params.steps, guidance_scale=params.guidance,
+            **prompts,
+            num_inference_steps=params.steps,
+            guidance_scale=params.guidance,
             generator=[torch.Generator("cpu").manual_seed(seed) for _, _, seed in batch],
-            callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"], output_type="pil",
+            callback_on_step_end=callback,
+            callback_on_step_end_tensor_inputs=["latents"],
+            output_type="pil",
         )
         if init is None:
             kwargs.update(width=params.width, height=params.height)
@@ -850,7 +993,63 @@ class DiffusionTool:
         return list(output.images), [bool(f) for f in flags], seconds
 
 
-def _prompt_warnings(pipe: Any, jobs: list[tuple[int, ImageRequest, int]], guidance: float) -> dict[int, list[str]]:
+def _weighted_embeddings(
+    entry: _Loaded, pipe: Any, positives: list[str], negatives: list[str] | None
+) -> dict[str, Any]:
+    """Prompt embeddings with compel's `(term)1.3` emphasis applied; unweighted text encodes exactly as diffusers'."""
+    import torch
+    from compel import Compel, ReturnedEmbeddingsType
+
+    if entry.compel is None:
+        device = pipe._execution_device
+        common = {
+            "truncate_long_prompts": True,
+            "device": str(device),
+            "dtype_for_device_getter": lambda _: pipe.text_encoder.dtype,
+        }
+        if getattr(pipe, "text_encoder_2", None) is not None:  # SDXL: both encoders, pooled from the second
+            penultimate = ReturnedEmbeddingsType.PENULTIMATE_HIDDEN_STATES_NON_NORMALIZED
+            entry.compel = (
+                Compel(
+                    tokenizer=pipe.tokenizer,
+                    text_encoder=pipe.text_encoder,
+                    returned_embeddings_type=penultimate,
+                    **common,
+                ),
+                Compel(
+                    tokenizer=pipe.tokenizer_2,
+                    text_encoder=pipe.text_encoder_2,
+                    returned_embeddings_type=penultimate,
+                    requires_pooled=True,
+                    **common,
+                ),
+            )
+        else:
+            entry.compel = (Compel(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, **common),)
+
+    def encode(texts: list[str]) -> tuple[Any, Any]:
+        if len(entry.compel) == 1:
+            return entry.compel[0](texts), None
+        left = entry.compel[0](texts)
+        right, pooled = entry.compel[1](texts)
+        return torch.cat([left, right], dim=-1), pooled
+
+    with torch.no_grad():
+        embeds, pooled = encode(positives)
+        found: dict[str, Any] = {"prompt_embeds": embeds}
+        if pooled is not None:
+            found["pooled_prompt_embeds"] = pooled
+        if negatives is not None:
+            embeds, pooled = encode(negatives)
+            found["negative_prompt_embeds"] = embeds
+            if pooled is not None:
+                found["negative_pooled_prompt_embeds"] = pooled
+    return found
+
+
+def _prompt_warnings(
+    pipe: Any, jobs: list[tuple[int, ImageRequest, int]], guidance: float
+) -> dict[int, list[str]]:
     """Per request: what the pipeline will silently do differently from what the prompt asks."""
     tokenizer = getattr(pipe, "tokenizer", None)
     notes: dict[int, list[str]] = {}
@@ -866,10 +1065,12 @@ def _prompt_warnings(pipe: Any, jobs: list[tuple[int, ImageRequest, int]], guida
         if tokenizer is not None:
             limit = tokenizer.model_max_length
             for label, text in (("prompt", request.positive), ("negative prompt", request.negative)):
-                count = len(tokenizer(text, truncation=False)["input_ids"])
+                count = len(tokenizer(plain_prompt(text), truncation=False)["input_ids"])
                 if count > limit:
-                    found.append(f"{label} is {count} CLIP tokens; the text encoder reads only the first {limit}, "
-                                 f"so the rest was cut")
+                    found.append(
+                        f"{label} is {count} CLIP tokens; the text encoder reads only the first {limit}, "
+                        f"so the rest was cut"
+                    )
     return notes
 
 
@@ -880,7 +1081,9 @@ def _open_init_image(path: Path, width: int, height: int) -> tuple[Any, list[str
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened).convert("RGB")
     except (OSError, UnidentifiedImageError) as exc:
-        raise InputError(f"init image {str(path)!r} is not a readable image ({_one_line(exc)}); pass a PNG or JPEG")
+        raise InputError(
+            f"init image {str(path)!r} is not a readable image ({_one_line(exc)}); pass a PNG or JPEG"
+        )
     warnings = []
     if image.size != (width, height):
         warnings.append(f"init image {image.width}x{image.height} was resized to {width}x{height}")

@@ -38,17 +38,19 @@ _PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _EXTRA_KEY = re.compile(r"\w[\w \-/]*\w")
 _FIXED_KEYS = ("Steps", "Sampler", "CFG scale", "Seed", "Size", "Model")
-_SECRET_KEY = re.compile(r"(api[_-]?key|secret|passw(or)?d|authori[sz]ation|credentials?|(^|[_-])token)$", re.I)
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|secret|passw(or)?d|authori[sz]ation|credentials?|(^|[_-])token)$", re.IGNORECASE
+)
 _SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{20,}|hf_[A-Za-z0-9]{20,})")
 
 
-# --- A1111 parameters ----------------------------------------------------------------------------------------------
+# --- A1111 parameters ---------------------------------------------------------------------------------------
 
 
 def _quote(value: Any) -> str:
     """A1111's rule (JSON-quote a value holding ',', ':' or a newline), plus the cases its reader would change."""
     text = _number(value) if isinstance(value, float) else str(value)
-    if (any(c in text for c in ",:\n\r") or text.startswith('"') or text != text.strip() or not text):
+    if any(c in text for c in ",:\n\r") or text.startswith('"') or text != text.strip() or not text:
         return json.dumps(text, ensure_ascii=False)
     return text
 
@@ -92,8 +94,12 @@ def a1111_parameters(
     ideaforge JSON record keeps it exactly.
     """
     fields: dict[str, Any] = {
-        "Steps": int(steps), "Sampler": sampler, "CFG scale": _number(cfg_scale), "Seed": int(seed),
-        "Size": f"{int(width)}x{int(height)}", "Model": model,
+        "Steps": int(steps),
+        "Sampler": sampler,
+        "CFG scale": _number(cfg_scale),
+        "Seed": int(seed),
+        "Size": f"{int(width)}x{int(height)}",
+        "Model": model,
     }
     for key, value in (extra or {}).items():
         if not _EXTRA_KEY.fullmatch(key) or key in fields:
@@ -124,7 +130,7 @@ def parse_a1111_parameters(text: str) -> dict[str, Any]:
         line = line.strip()
         if line.startswith(NEGATIVE_PREFIX):
             in_negative = True
-            line = line[len(NEGATIVE_PREFIX):].strip()
+            line = line[len(NEGATIVE_PREFIX) :].strip()
         if in_negative:
             negative += ("" if negative == "" else "\n") + line
         else:
@@ -156,7 +162,7 @@ def parse_a1111_parameters(text: str) -> dict[str, Any]:
     }
 
 
-# --- records ---------------------------------------------------------------------------------------------------------
+# --- records ------------------------------------------------------------------------------------------------
 
 
 def package_versions() -> dict[str, str]:
@@ -175,8 +181,11 @@ def package_versions() -> dict[str, str]:
 def _scrub(value: Any) -> Any:
     """Drop entries whose key names a secret, secret-typed values, and API-key-shaped strings."""
     if isinstance(value, dict):
-        return {k: _scrub(v) for k, v in value.items() if not _SECRET_KEY.search(str(k))
-                and type(v).__name__ not in ("SecretStr", "SecretBytes")}
+        return {
+            k: _scrub(v)
+            for k, v in value.items()
+            if not _SECRET_KEY.search(str(k)) and type(v).__name__ not in ("SecretStr", "SecretBytes")
+        }
     if isinstance(value, (list, tuple)):
         return [_scrub(v) for v in value]
     if isinstance(value, str):
@@ -234,8 +243,15 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def save_png(image: Any, out_dir: str | os.PathLike[str], *, idea: str, seed: int, parameters: str,
-             record: dict[str, Any]) -> Path:
+def save_png(
+    image: Any,
+    out_dir: str | os.PathLike[str],
+    *,
+    idea: str,
+    seed: int,
+    parameters: str,
+    record: dict[str, Any],
+) -> Path:
     """Write `image` as `<out_dir>/<slug of idea>-<seed>.png` with both metadata chunks; returns the path.
 
     The file is written to a temporary name, fsynced, then linked to its final name, so readers never see half a
@@ -303,5 +319,7 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             record = json.loads(record)
         except json.JSONDecodeError as exc:
-            raise InputError(f"image {str(path)!r} has a damaged ideaforge record (invalid JSON: {exc})") from None
+            raise InputError(
+                f"image {str(path)!r} has a damaged ideaforge record (invalid JSON: {exc})"
+            ) from None
     return {"parameters": text.get(A1111_KEY), "ideaforge": record if isinstance(record, dict) else None}

@@ -1,0 +1,98 @@
+"""What the diffusion tool costs over a bare diffusers call (a benchmark, not a test).
+
+Both sides run the same loaded pipeline with the same prompt, seed and settings; repetitions are interleaved
+(tool, bare, tool, bare, ...) so drift in machine load hits both alike, and the medians are compared. The tool's
+extra work is validation, profile resolution, seed handling, the step callback, token-count warnings and the
+pipeline lock. Without --model it builds the tiny random pipeline the tests use (64x64, 2 steps).
+
+Run:
+    python bench/bench_tool_vs_bare.py                      # tiny pipeline, offline
+    python bench/bench_tool_vs_bare.py --model stabilityai/sd-turbo --size 512 --steps 1 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--model", help="Hub id, diffusers folder or .safetensors (default: a tiny random pipeline)"
+    )
+    parser.add_argument("--prompt", default="a red kitten in a basket")
+    parser.add_argument("--negative", default="blurry")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--size", type=int, default=64, help="square side in pixels")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    args = parser.parse_args()
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from tools.diffusion import DiffusionTool, GenerationParams, ImageRequest
+
+    model = args.model
+    if model is None:
+        from tests.tiny_models import build_tiny_sd
+
+        model = str(build_tiny_sd(Path(tempfile.mkdtemp(prefix="ideaforge-bench-")) / "tiny-sd"))
+    tool = DiffusionTool(model).load()
+    pipe = tool.pipeline
+    params = GenerationParams(
+        steps=args.steps,
+        guidance=args.guidance,
+        width=args.size,
+        height=args.size,
+        scheduler=tool.profile.scheduler,
+    )
+    request = ImageRequest(positive=args.prompt, negative=args.negative, seed=args.seed)
+
+    def with_tool() -> object:
+        return tool.generate([request], params, on_step=lambda event: None)[0].image
+
+    def bare() -> object:
+        return pipe(
+            prompt=args.prompt,
+            negative_prompt=args.negative,
+            num_inference_steps=args.steps,
+            guidance_scale=args.guidance,
+            width=args.size,
+            height=args.size,
+            generator=torch.Generator("cpu").manual_seed(args.seed),
+        ).images[0]
+
+    import numpy as np
+
+    same = np.array_equal(np.asarray(with_tool()), np.asarray(bare()))  # also the warm-up of both paths
+    times: dict[str, list[float]] = {"tool": [], "bare": []}
+    for _ in range(args.repeats):
+        for name, run in (("tool", with_tool), ("bare", bare)):
+            started = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - started)
+
+    tool_s, bare_s = statistics.median(times["tool"]), statistics.median(times["bare"])
+    print(f"model {model}  device {tool.device_name}  threads {torch.get_num_threads()}")
+    print(
+        f"{args.size}x{args.size}, {args.steps} steps, guidance {args.guidance:g}, {args.repeats} interleaved repeats"
+    )
+    print(f"same pixels: {same}")
+    print(f"DiffusionTool.generate  median {tool_s:.4f} s  (min {min(times['tool']):.4f})")
+    print(f"bare pipe(...)          median {bare_s:.4f} s  (min {min(times['bare']):.4f})")
+    print(f"ratio tool/bare         {tool_s / bare_s:.3f}  (overhead {1000 * (tool_s - bare_s):+.1f} ms)")
+
+
+if __name__ == "__main__":
+    main()
