@@ -1,0 +1,51 @@
+"""`ideaforge eval`: the three-arm evaluation (raw idea, optimized prompt, optimized + critic)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional
+
+import typer
+
+
+def eval_command(
+    ideas_file: str = typer.Argument(..., help="Ideas: .txt, .csv, .tsv (PartiPrompts works as is) or .jsonl."),
+    out: str = typer.Option(..., "--out", help="Folder for eval.csv, eval.md, eval.png and the images."),
+    model: Optional[str] = typer.Option(None, "--model", help="Diffusion model: Hub id, folder or .safetensors."),
+    clip_model: Optional[str] = typer.Option(None, "--clip-model", help="CLIP model: critic and judge."),
+    engine: Optional[str] = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rules."),
+    style: Optional[str] = typer.Option(None, "--style", help="Style preset for the optimized arms."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N ideas."),
+    seeds: int = typer.Option(1, "--seeds", help="Seeds per idea (the same for every arm)."),
+    first_seed: int = typer.Option(0, "--first-seed", help="First seed; the others follow it."),
+    steps: Optional[int] = typer.Option(None, "--steps"),
+    guidance: Optional[float] = typer.Option(None, "--guidance"),
+    size: Optional[str] = typer.Option(None, "--size", help="WIDTHxHEIGHT, multiples of 8."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler"),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="The critic arm's pass score."),
+    max_attempts: Optional[int] = typer.Option(None, "--max-attempts", help="The critic arm's rounds at most."),
+    device: Optional[str] = typer.Option(None, "--device"),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
+) -> None:
+    """Measure whether the optimized prompts and the critic make better images (CLIP score, 95% CI)."""
+    from app.cli import friendly  # imported here: app.cli imports this module
+
+    friendly(_evaluate)(ideas_file, out, model, clip_model, engine, style, limit, seeds, first_seed,
+                        dict(steps=steps, guidance=guidance, size=size, scheduler=scheduler, threshold=threshold,
+                             max_attempts=max_attempts), device, as_json)
+
+
+def _evaluate(ideas_file, out, model, clip_model, engine, style, limit, seeds, first_seed, options, device, as_json):  # type: ignore[no-untyped-def]
+    from agent.evaluate import evaluate
+    from agent.forge import IdeaForge
+    from app.cli import _emit_json
+
+    forge = IdeaForge(model=model, clip_model=clip_model, engine=engine, style=style, device=device)
+    overrides = {k: v for k, v in options.items() if v is not None}
+    report = evaluate(forge, ideas_file, out=out, limit=limit, seeds=seeds, first_seed=first_seed,
+                      progress=lambda m: print(m, file=sys.stderr), **overrides)
+    print(open(report.files["markdown"], encoding="utf-8").read(), file=sys.stderr)
+    for kind, path in report.files.items():
+        print(f"{kind}: {path}", file=sys.stderr)
+    if as_json:
+        _emit_json({"summary": report.summary, "files": report.files})
