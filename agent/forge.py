@@ -43,6 +43,7 @@ class _Plan:
     settings: Settings
     seed: int
     gen: Any
+    tags: dict[str, Any] = field(default_factory=dict)  # extra keys for every image's PNG record
 
 # Settings that select loaded models; the rest may change from one run to the next.
 _MODEL_KEYS = ("model", "clip_model", "device", "dtype", "allow_pickle", "safety_checker")
@@ -148,15 +149,18 @@ class IdeaForge:
         spec: PromptSpec | None = None,
         on_event: OnEvent | None = None,
         cancel: threading.Event | None = None,
+        tags: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> RunResult:
         """Idea -> best image, with every attempt recorded.
 
         Per-run overrides: steps, guidance, size, seed, n, scheduler, style, critique, threshold, max_attempts,
         candidates, keep_seed, out, init_image, strength. Bad values raise `InputError` before any model loads.
+        `tags` adds keys to every image's PNG record (`ideaforge batch` marks its images this way).
         """
         emit = on_event or self.on_event or (lambda e: None)
         plan = self._plan(overrides)
+        plan.tags = dict(tags or {})
         run = plan.settings
         if spec is None:
             emit(Event("prompt", message="optimizing the prompt"))
@@ -257,7 +261,9 @@ class IdeaForge:
 
         emit(Event("generate", round=round_no, candidate=candidate, message="generating"))
         t0 = time.perf_counter()
-        images = generator.generate(requests, plan.gen, on_step=on_step, cancel=cancel)
+        # The n requests already carry the n seeds; the tool would otherwise render n images for each of them.
+        one_each = plan.gen.model_copy(update={"n": 1})
+        images = generator.generate(requests, one_each, on_step=on_step, cancel=cancel)
         t_gen = time.perf_counter() - t0
         scores: list[Any] = []
         t_critic = 0.0
@@ -292,7 +298,7 @@ class IdeaForge:
                 "size": f"{g.width}x{g.height}", "loras": list(self.loras),
             }
             if not g.flagged:
-                record = self._record(spec, g, rec, attempt)
+                record = {**plan.tags, **self._record(spec, g, rec, attempt)}
                 params = a1111_parameters(
                     spec.positive, spec.negative, steps=g.steps,
                     sampler=g.scheduler, cfg_scale=g.guidance, seed=g.seed, width=g.width, height=g.height,

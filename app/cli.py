@@ -241,6 +241,10 @@ from app.mcp_server import mcp  # cheap to import: the MCP SDK and models load o
 
 app.command("mcp")(mcp)
 
+from app.batch_cli import batch  # cheap to import: models and Ray load only when it runs
+
+app.command("batch")(batch)
+
 
 def main() -> None:
     app()

@@ -1,0 +1,257 @@
+"""Idea lists for `ideaforge batch`: .txt, .csv, .tsv and .jsonl files, with per-row options.
+
+- `.txt`: one idea a line; blank lines and lines starting with `#` are skipped.
+- `.csv` / `.tsv`: a header row with an `idea` or `Prompt` column (so PartiPrompts.tsv reads as is), plus
+  optional option columns (`seed`, `style`, `negative`, `steps`, `n`, ...). Other columns are ignored and
+  named once.
+- `.jsonl`: one JSON object a line with the same keys.
+
+A file that cannot be read at all (not UTF-8, no idea column, unknown extension) raises one `InputError`. A
+row whose values are wrong becomes a `BadRow` with its line number; the other rows are unaffected.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "ideas.csv"
+    >>> _ = path.write_text("idea,seed\\ncozy cabin at night,7\\n,3\\n", encoding="utf-8")
+    >>> ideas = read_ideas(path)
+    >>> [(r.line, r.idea, r.options) for r in ideas.rows], [(b.line, b.error[:13]) for b in ideas.bad]
+    ([(2, 'cozy cabin at night', {'seed': 7})], [(3, 'idea is empty')])
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.errors import InputError
+from agent.text import clean_idea
+
+IDEA_COLUMNS = ("idea", "prompt")  # matched case-insensitively; PartiPrompts names its column "Prompt"
+SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
+
+
+def _whole(value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    text = str(value).strip()
+    if not text.lstrip("+-").isdigit():
+        raise ValueError("a whole number")
+    return int(text)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError("a number")
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("a number") from None
+    if not math.isfinite(out):
+        raise ValueError("a finite number")
+    return out
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"true", "yes", "1", "on"}:
+        return True
+    if text in {"false", "no", "0", "off"}:
+        return False
+    raise ValueError("true or false")
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        raise TypeError("text")
+    return str(value).strip()
+
+
+# The per-row options and how to read each from a cell or JSON value; each means what `generate`'s does.
+ROW_OPTIONS: dict[str, Callable[[Any], Any]] = {
+    "seed": _whole,
+    "style": _text,
+    "negative": _text,
+    "steps": _whole,
+    "n": _whole,
+    "guidance": _number,
+    "size": _text,
+    "scheduler": _text,
+    "critique": _flag,
+    "threshold": _number,
+    "max_attempts": _whole,
+    "candidates": _whole,
+    "keep_seed": _flag,
+}
+
+
+@dataclass
+class Row:
+    """One idea to render: where it came from, the idea, and the options that override the command's."""
+
+    line: int
+    idea: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BadRow:
+    """A row that cannot run, and why. `idea` is the raw idea text when there was one."""
+
+    line: int
+    idea: str | None
+    error: str
+
+
+@dataclass
+class IdeaList:
+    path: Path
+    rows: list[Row]
+    bad: list[BadRow]
+    ignored: list[str] = field(default_factory=list)  # columns or keys that are neither idea nor option
+
+
+def read_ideas(path: str | Path) -> IdeaList:
+    """Read an idea list; see the module docstring for the formats.
+
+    Raises:
+        InputError: the file is missing, not UTF-8, of an unknown kind, without idea column, or empty.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(f"idea file {str(path)!r} has an unknown extension; use {', '.join(SUFFIXES)}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"idea file {str(path)!r} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"idea file {str(path)!r} is not UTF-8 text (byte {data[exc.start]:#04x} on line {line}); "
+            "save it as UTF-8"
+        ) from None
+    if suffix == ".txt":
+        result = _read_txt(text)
+    elif suffix == ".jsonl":
+        result = _read_jsonl(text)
+    else:
+        result = _read_table(text, "\t" if suffix == ".tsv" else ",", path)
+    rows, bad, ignored = result
+    if not rows and not bad:
+        raise InputError(f"idea file {str(path)!r} holds no ideas")
+    return IdeaList(path, rows, bad, ignored)
+
+
+def _row(line: int, idea: Any, values: dict[str, Any]) -> Row | BadRow:
+    """Validate one row's idea and convert its option values; the first problem makes it a `BadRow`."""
+    raw = None if idea is None else str(idea)
+    try:
+        cleaned = clean_idea(raw if raw is not None else "")
+    except InputError as exc:
+        return BadRow(line, raw, str(exc))
+    options: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue  # an empty cell means "the command's value"
+        try:
+            options[key] = ROW_OPTIONS[key](value)
+        except (TypeError, ValueError) as exc:
+            return BadRow(line, cleaned, f"{key} {value!r} is invalid: use {exc}")
+    return Row(line, cleaned, options)
+
+
+def _read_txt(text: str) -> tuple[list[Row], list[BadRow], list[str]]:
+    rows: list[Row] = []
+    bad: list[BadRow] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        item = _row(number, stripped, {})
+        (rows if isinstance(item, Row) else bad).append(item)  # type: ignore[arg-type]
+    return rows, bad, []
+
+
+def _read_jsonl(text: str) -> tuple[list[Row], list[BadRow], list[str]]:
+    rows: list[Row] = []
+    bad: list[BadRow] = []
+    ignored: dict[str, None] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            bad.append(BadRow(number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        if not isinstance(obj, dict):
+            bad.append(BadRow(number, None, f"expected a JSON object, got {type(obj).__name__}"))
+            continue
+        keys = {str(k).strip().lower(): v for k, v in obj.items()}
+        column = next((c for c in IDEA_COLUMNS if c in keys), None)
+        if column is None:
+            bad.append(BadRow(number, None, f"no 'idea' key (keys: {', '.join(map(str, obj)) or 'none'})"))
+            continue
+        for key in keys:
+            if key != column and key not in ROW_OPTIONS:
+                ignored[key] = None
+        item = _row(number, keys[column], {k: v for k, v in keys.items() if k in ROW_OPTIONS})
+        (rows if isinstance(item, Row) else bad).append(item)  # type: ignore[arg-type]
+    return rows, bad, list(ignored)
+
+
+def _read_table(text: str, delimiter: str, path: Path) -> tuple[list[Row], list[BadRow], list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"idea file {str(path)!r} is empty; it needs a header row with an 'idea' column") \
+            from None
+    except csv.Error as exc:
+        raise InputError(f"idea file {str(path)!r}: the header row is malformed ({exc})") from None
+    names = [h.strip().lower() for h in header]
+    column = next((names.index(c) for c in IDEA_COLUMNS if c in names), None)
+    if column is None:
+        shown = ", ".join(repr(h) for h in header) or "none"
+        raise InputError(
+            f"idea file {str(path)!r} has no 'idea' or 'Prompt' column (its columns: {shown}); "
+            "name the column of ideas 'idea'"
+        )
+    options = {i: n for i, n in enumerate(names) if n in ROW_OPTIONS}
+    ignored = [h.strip() for i, h in enumerate(header) if i != column and i not in options and h.strip()]
+    rows: list[Row] = []
+    bad: list[BadRow] = []
+    line = reader.line_num + 1  # where the next record starts (a quoted cell may span lines)
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            bad.append(BadRow(line, None, f"malformed row ({exc})"))
+            line = reader.line_num + 1
+            continue
+        start, line = line, reader.line_num + 1
+        if not cells or not any(c.strip() for c in cells):
+            continue
+        if len(cells) > len(header):
+            bad.append(BadRow(start, None, f"{len(cells)} cells but the header has {len(header)} columns"))
+            continue
+        cells += [""] * (len(header) - len(cells))
+        item = _row(start, cells[column], {name: cells[i] for i, name in options.items()})
+        (rows if isinstance(item, Row) else bad).append(item)  # type: ignore[arg-type]
+    return rows, bad, ignored
