@@ -176,7 +176,7 @@ class PromptChain:
         except (ValidationError, OutputParserException, json.JSONDecodeError) as exc:
             # The openai client's own parser (json_schema) raises instead of returning a parsing error.
             raw = getattr(exc, "llm_output", None) or _input_of(exc)
-            return _Reply(None, _short(str(exc)), raw)
+            return _Reply(None, "the reply was empty" if not raw.strip() else _short(str(exc)), raw)
         return self._parse(out)
 
     def _parse(self, out: dict[str, Any]) -> _Reply:
@@ -188,8 +188,14 @@ class PromptChain:
             if calls:
                 raw_text = json.dumps(calls[0].get("args", {}), ensure_ascii=False)
         if out.get("parsing_error") is not None or out.get("parsed") is None:
-            err = out.get("parsing_error") or "the reply held no structured result"
-            return _Reply(None, _short(str(err)), raw_text)
+            err = out.get("parsing_error")
+            if not raw_text.strip():
+                text = "the reply was empty"
+            elif err is not None and str(err).strip():
+                text = _short(str(err))
+            else:
+                text = "the reply held no structured result"
+            return _Reply(None, text, raw_text)
         parsed = out["parsed"]
         spec = parsed if isinstance(parsed, LLMSpec) else LLMSpec.model_validate(parsed)
         problem = self._check(spec)

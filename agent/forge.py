@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import importlib.metadata
 import random
 import threading
@@ -21,7 +22,7 @@ from agent.settings import Settings, load_settings, parse_size
 
 @dataclass
 class Event:
-    """Progress for UIs: `stage` is one of prompt, generate, critic, revise, done."""
+    """Progress for UIs: `stage` is one of prompt, generate, critic, saved, revise, done."""
 
     stage: str
     round: int = 0
@@ -91,6 +92,7 @@ class IdeaForge:
         self._generator = generator
         self._scorer = scorer
         self._lock = threading.Lock()
+        self._counting_with_model = False
 
     # -- components, loaded lazily ------------------------------------------------------------------------
     @property
@@ -171,8 +173,11 @@ class IdeaForge:
             prompt_seconds = 0.0
         emit(Event("prompt", message=f"prompt ready ({spec.engine})", data={"spec": spec.model_dump()}))
         generator = self.generator
-        if getattr(generator, "tokenizer", None) is not None:
-            self.chain.use_tokenizer(generator.tokenizer)
+        if getattr(generator, "tokenizer", None) is not None and not self._counting_with_model:
+            # Count with the model's own tokenizer, but a copy: the pipeline encodes with the original in
+            # another thread (batch, Streamlit sessions), and fast tokenizers are not thread-safe.
+            self.chain.use_tokenizer(copy.deepcopy(generator.tokenizer))
+            self._counting_with_model = True
         scorer = self.scorer if run.critique else None
         threshold = run.threshold if run.threshold is not None else (scorer.threshold if scorer else None)
         times = {"prompt": prompt_seconds}
@@ -247,6 +252,7 @@ class IdeaForge:
             )
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise InputError(" ".join(str(exc).split())) from None
+        _check_writable(Path(s.out))
         return _Plan(s, seed if seed is not None else random.randrange(2**32), gen)
 
     def _attempt(self, round_no, candidate, spec, seed, plan, generator, scorer, emit, cancel, times) -> Attempt:
@@ -270,9 +276,9 @@ class IdeaForge:
         if scorer is not None:
             emit(Event("critic", round=round_no, candidate=candidate, message="scoring"))
             t1 = time.perf_counter()
-            usable = [g.image for g in images if not g.flagged]
+            usable = [g.image for g in images if _usable(g)]
             scored = iter(scorer.score(usable, spec.idea_en, spec.elements)) if usable else iter(())
-            scores = [None if g.flagged else next(scored) for g in images]
+            scores = [next(scored) if _usable(g) else None for g in images]
             t_critic = time.perf_counter() - t1
         attempt = Attempt(
             round=round_no,
@@ -284,7 +290,7 @@ class IdeaForge:
         times["prompt"] = 0.0
         for i, g in enumerate(images):
             s = scores[i] if scores else None
-            rec = ImageRecord(seed=g.seed, flagged=g.flagged, warnings=list(g.warnings))
+            rec = ImageRecord(seed=g.seed, flagged=g.flagged, error=getattr(g, "error", None), warnings=list(g.warnings))
             if s is not None:
                 rec.scores = Scores(
                     idea=round(s.idea, 4),
@@ -297,15 +303,16 @@ class IdeaForge:
                 "model": g.model, "scheduler": g.scheduler, "steps": g.steps, "guidance": g.guidance,
                 "size": f"{g.width}x{g.height}", "loras": list(self.loras),
             }
-            if not g.flagged:
+            if _usable(g):
                 record = {**plan.tags, **self._record(spec, g, rec, attempt)}
                 params = a1111_parameters(
                     spec.positive, spec.negative, steps=g.steps,
-                    sampler=g.scheduler, cfg_scale=g.guidance, seed=g.seed, width=g.width, height=g.height,
+                    sampler=g.sampler, cfg_scale=g.guidance, seed=g.seed, width=g.width, height=g.height,
                     model=g.model, extra={"ideaforge round": round_no} if round_no > 1 else None,
                 )
                 out_dir = Path(plan.settings.out)
                 rec.path = str(save_png(g.image, out_dir, idea=spec.idea, seed=g.seed, parameters=params, record=record))
+                emit(Event("saved", round=round_no, candidate=candidate, message=rec.path, data={"path": rec.path}))
             attempt.images.append(rec)
         best = attempt.best_image()
         if best is not None and best.scores is not None:
@@ -359,6 +366,27 @@ class IdeaForge:
                 fallback.warnings.append(f"LLM revision failed ({type(exc).__name__}); revised with the rules engine")
                 out.append(fallback)
         return out
+
+
+def _usable(image: Any) -> bool:
+    """Not flagged by the safety checker and not broken (all black); test doubles may lack `error`."""
+    return not image.flagged and getattr(image, "error", None) is None
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before any work when images could not be saved (rather than after minutes of generation)."""
+    import os
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(
+            f"output folder {str(folder)!r} is not writable ({exc.strerror or exc}); pass --out to a folder you can write"
+        ) from None
 
 
 def run(idea: str, **kwargs: Any) -> RunResult:

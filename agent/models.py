@@ -94,6 +94,7 @@ class ImageRecord(BaseModel):
     path: str | None = Field(default=None, description="Where the PNG was written.")
     seed: int
     flagged: bool = Field(default=False, description="The model's safety checker flagged it; not a success.")
+    error: str | None = Field(default=None, description="Why the image is unusable (e.g. all black), if it is.")
     scores: Scores | None = None
     warnings: list[str] = Field(default_factory=list)
 
@@ -121,7 +122,7 @@ class Attempt(BaseModel):
         return self.spec.negative
 
     def best_image(self) -> ImageRecord | None:
-        ok = [i for i in self.images if not i.flagged]
+        ok = [i for i in self.images if not i.flagged and i.error is None]
         if not ok:
             return None
         return max(ok, key=lambda i: i.scores.idea if i.scores else float("-inf"))

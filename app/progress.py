@@ -19,6 +19,7 @@ class Progress:
         )
         self._task: Any = None
         self._label = ""
+        self.saved: list[str] = []  # complete PNGs written so far (what an interruption keeps)
 
     def __enter__(self) -> "Progress":
         self._bar.__enter__()
@@ -41,6 +42,8 @@ class Progress:
                     self._bar.remove_task(self._task)
                 self._task, self._label = self._bar.add_task(label, total=ev.total), label
             self._bar.update(self._task, completed=ev.step)
+        elif ev.stage == "saved":
+            self.saved.append(ev.data["path"])
         elif ev.stage == "revise":
             self.console.print(f"[cyan]revising[/]: {ev.message}")
 

@@ -29,6 +29,7 @@ class FakeImage:
     width: int = 64
     height: int = 64
     scheduler: str = "euler"
+    sampler: str = "Euler"
     model: str = "shapes-world"
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0

@@ -176,3 +176,10 @@ def test_style_hint_reaches_the_llm_and_preset_is_applied(server) -> None:
     assert "Style preset: watercolor" in server.requests[-1]["messages"][0]["content"]
     assert spec.positive.startswith("watercolor painting of a small red kitten")
     assert spec.style == "watercolor"
+
+
+def test_empty_replies_fall_back_with_the_reason(server) -> None:
+    server.push(Reply.text(""), Reply.text("   "))
+    spec = chain_for(server, llm_method="json_mode").optimize("a lighthouse in a storm")
+    assert spec.engine == "rules" and "empty" in spec.warnings[0]
+    assert len(server.requests) == 2

@@ -259,6 +259,11 @@ class GeneratedImage:
     device: str = ""
     dtype: str = ""
     profile: str | None = None  # the model profile that supplied defaults; None: pipeline defaults
+    error: str | None = None  # why the image is unusable although it was not flagged (e.g. all black: NaN)
+
+    @property
+    def usable(self) -> bool:
+        return not self.flagged and self.error is None
 
 
 @dataclass
@@ -488,7 +493,13 @@ def _load_pipeline(tool: DiffusionTool, device: str, dtype: str) -> Any:
         kwargs["local_files_only"] = _offline()
     elif source.kind == "folder":
         index_path = Path(source.ref) / "model_index.json"
-    components = json.loads(index_path.read_text(encoding="utf-8")) if index_path else {}
+    try:
+        components = json.loads(index_path.read_text(encoding="utf-8")) if index_path else {}
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"model {tool.model!r} has an unreadable model_index.json ({_one_line(exc)}); the download or copy is "
+            f"corrupt: download it again, or pass --model PATH to a complete diffusers folder"
+        ) from None
     if source.kind == "folder" and not tool.allow_pickle:
         pickled = [
             part.name
@@ -861,10 +872,16 @@ class DiffusionTool:
                 for j, image, flagged in zip(group, images, flags):
                     request_index, request, seed = jobs[j]
                     warnings = list(notes[request_index]) + init_warnings
+                    error = None
                     if flagged:
                         warnings.append(
                             "the model's safety checker flagged this image and blacked it out; "
                             "try another seed or prompt"
+                        )
+                    elif _all_black(image):
+                        error = (
+                            "the image came out all black (NaN values in decoding, often float16 VAE overflow); "
+                            "try --dtype float32 or another seed"
                         )
                     results[j] = GeneratedImage(
                         image=image,
@@ -891,6 +908,7 @@ class DiffusionTool:
                         device=entry.device,
                         dtype=entry.dtype,
                         profile=entry.profile.name,
+                        error=error,
                     )
         return [r for r in results if r is not None]
 
@@ -991,6 +1009,12 @@ class DiffusionTool:
         seconds = time.perf_counter() - started
         flags = getattr(output, "nsfw_content_detected", None) or [False] * len(batch)
         return list(output.images), [bool(f) for f in flags], seconds
+
+
+def _all_black(image: Any) -> bool:
+    """True when every pixel is (almost) black: what NaN latents or a blacked-out image decode to."""
+    extrema = image.convert("RGB").getextrema()
+    return all(high <= 2 for _, high in extrema)
 
 
 def _weighted_embeddings(
