@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import InputError
+from tools.metadata import fsync_dir
 
 MANIFEST = "metadata.jsonl"
 FAILURES = "failures.jsonl"
@@ -107,20 +108,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(temp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows, where folders cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    fsync_dir(path.parent)
 
 
 def _record_of(path: Path) -> dict[str, Any] | None:

@@ -230,7 +230,8 @@ def _place(temp: Path, target: Path) -> bool:
         return True
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in `directory` durable (best effort where folders cannot be opened)."""
     try:
         fd = os.open(directory, os.O_RDONLY)
     except OSError:  # e.g. Windows, where directories cannot be opened
@@ -288,7 +289,7 @@ def save_png(
             if target.parent != root:  # slugify guarantees this; checked so no future change can break it
                 raise InputError(f"file name {target.name!r} would leave the output folder {str(root)!r}")
             if _place(temp, target):
-                _fsync_dir(root)
+                fsync_dir(root)
                 return target
         raise InputError(f"too many images named {stem}-*.png in {str(root)!r}; use another --out folder")
     finally:
