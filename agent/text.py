@@ -18,6 +18,20 @@ _LATIN_HINTS = {
     "it": {"il", "lo", "gli", "uno", "una", "della", "sulla", "con", "nel", "nella", "sotto", "è"},
     "pt": {"o", "os", "um", "uma", "sobre", "com", "em", "no", "na", "do", "da", "é", "muito"},
 }
+# Unicode blocks that identify a language well enough for a short idea (kana before CJK: see detect_language).
+_SCRIPTS = [
+    (0x3040, 0x30FF, "ja"),
+    (0x4E00, 0x9FFF, "zh"),
+    (0x3400, 0x4DBF, "zh"),
+    (0xAC00, 0xD7AF, "ko"),
+    (0x1100, 0x11FF, "ko"),
+    (0x0400, 0x04FF, "ru"),
+    (0x0600, 0x06FF, "ar"),
+    (0x0590, 0x05FF, "he"),
+    (0x0370, 0x03FF, "el"),
+    (0x0E00, 0x0E7F, "th"),
+    (0x0900, 0x097F, "hi"),
+]
 _EN_HINTS = {"the", "a", "an", "of", "with", "on", "in", "and", "is", "at", "to", "its", "his", "her", "that"}
 
 
@@ -48,25 +62,8 @@ def detect_language(text: str) -> str:
     counts: dict[str, int] = {}
     for ch in text:
         code = ord(ch)
-        if 0x3040 <= code <= 0x30FF:
-            lang = "ja"  # kana
-        elif 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF:
-            lang = "zh"
-        elif 0xAC00 <= code <= 0xD7AF or 0x1100 <= code <= 0x11FF:
-            lang = "ko"
-        elif 0x0400 <= code <= 0x04FF:
-            lang = "ru"
-        elif 0x0600 <= code <= 0x06FF:
-            lang = "ar"
-        elif 0x0590 <= code <= 0x05FF:
-            lang = "he"
-        elif 0x0370 <= code <= 0x03FF:
-            lang = "el"
-        elif 0x0E00 <= code <= 0x0E7F:
-            lang = "th"
-        elif 0x0900 <= code <= 0x097F:
-            lang = "hi"
-        else:
+        lang = next((name for low, high, name in _SCRIPTS if low <= code <= high), None)
+        if lang is None:
             continue
         counts[lang] = counts.get(lang, 0) + 1
     if counts:
