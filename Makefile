@@ -27,3 +27,6 @@ test: install
 
 lint: install
 	$(BIN)/ruff check agent tools prompts app tests bench
+
+bench: install
+	$(BIN)/python bench/run_all.py
