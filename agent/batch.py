@@ -262,9 +262,9 @@ class Batcher:
         """
         with self._cv:
             if self._tokenizer is None:
-                import copy
+                from tools.clip_tokenizer import counting_copy
 
-                self._tokenizer = copy.deepcopy(getattr(self.inner, "tokenizer", None))
+                self._tokenizer = counting_copy(getattr(self.inner, "tokenizer", None))
             return self._tokenizer
 
     @contextmanager

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-import importlib.metadata
 import random
 import threading
 import time
@@ -48,16 +46,6 @@ class _Plan:
 
 # Settings that select loaded models; the rest may change from one run to the next.
 _MODEL_KEYS = ("model", "clip_model", "device", "dtype", "allow_pickle", "safety_checker")
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("ideaforge", "diffusers", "transformers", "torch", "langchain-core"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 class IdeaForge:
@@ -176,7 +164,9 @@ class IdeaForge:
         if getattr(generator, "tokenizer", None) is not None and not self._counting_with_model:
             # Count with the model's own tokenizer, but a copy: the pipeline encodes with the original in
             # another thread (batch, Streamlit sessions), and fast tokenizers are not thread-safe.
-            self.chain.use_tokenizer(copy.deepcopy(generator.tokenizer))
+            from tools.clip_tokenizer import counting_copy
+
+            self.chain.use_tokenizer(counting_copy(generator.tokenizer))
             self._counting_with_model = True
         scorer = self.scorer if run.critique else None
         threshold = run.threshold if run.threshold is not None else (scorer.threshold if scorer else None)
@@ -323,6 +313,8 @@ class IdeaForge:
 
     def _record(self, spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt) -> dict[str, Any]:
         """The full JSON record stored in the PNG. Built from an allow-list: no secret can slip in."""
+        from tools.metadata import package_versions
+
         return {
             "idea": spec.idea,
             "idea_en": spec.idea_en,
@@ -343,7 +335,7 @@ class IdeaForge:
             "candidate": attempt.candidate,
             "scores": rec.scores.model_dump() if rec.scores else None,
             "warnings": [*spec.warnings, *g.warnings],
-            "versions": _versions(),
+            "versions": package_versions(),
         }
 
     def _revise(self, best: Attempt, attempts: list[Attempt], how_many: int) -> list[PromptSpec]:

@@ -102,3 +102,26 @@ def count_tokens(text: str, tokenizer: Any | None = None) -> int:
     """Number of CLIP tokens in `text`, BOS and EOS included, without truncation."""
     tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
     return len(tok(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"])
+
+
+_COPIES: dict[int, tuple[Any, Any]] = {}
+_COPIES_LOCK = __import__("threading").Lock()
+
+
+def counting_copy(tokenizer: Any) -> Any:
+    """One private copy of a pipeline's tokenizer per process, for counting prompt tokens.
+
+    The pipeline encodes with its own tokenizer, possibly in another thread; fast tokenizers change their
+    truncation/padding state on each call, so sharing one between threads can corrupt a batch. Copying costs
+    a few hundred milliseconds, so the copy is made once and reused.
+    """
+    if tokenizer is None:
+        return None
+    with _COPIES_LOCK:
+        entry = _COPIES.get(id(tokenizer))
+        if entry is None or entry[0] is not tokenizer:
+            import copy
+
+            entry = (tokenizer, copy.deepcopy(tokenizer))
+            _COPIES[id(tokenizer)] = entry
+        return entry[1]

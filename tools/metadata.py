@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -166,7 +167,12 @@ def parse_a1111_parameters(text: str) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str]:
-    """Versions of Python and the packages that decide the pixels, for the record."""
+    """Versions of Python and the packages that decide the pixels, for the record (looked up once)."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}
@@ -271,7 +277,8 @@ def save_png(
     root = root.resolve()
     stem = f"{slugify(idea)}-{int(seed)}"
     record = _scrub(dict(record))
-    record.setdefault("versions", package_versions())
+    if "versions" not in record:
+        record["versions"] = package_versions()
     info = PngInfo()
     info.add_text(A1111_KEY, _SECRET_VALUE.sub("[redacted]", parameters))
     info.add_text(RECORD_KEY, json.dumps(record, ensure_ascii=False, default=str), zip=True)
