@@ -36,11 +36,37 @@ _EXPORTS = {
     "Cancelled": "agent.errors",
 }
 
-__all__ = sorted(_EXPORTS) + ["__version__"]
+__all__ = [
+    "Attempt",
+    "Cancelled",
+    "Event",
+    "GenerationError",
+    "IdeaForge",
+    "IdeaForgeError",
+    "ImageRecord",
+    "InputError",
+    "LLMError",
+    "ModelNotFoundError",
+    "PromptChain",
+    "PromptSpec",
+    "RunResult",
+    "Scores",
+    "Settings",
+    "__version__",
+    "load_settings",
+    "run",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from agent.chain import PromptChain
-    from agent.errors import Cancelled, GenerationError, IdeaForgeError, InputError, LLMError, ModelNotFoundError
+    from agent.errors import (
+        Cancelled,
+        GenerationError,
+        IdeaForgeError,
+        InputError,
+        LLMError,
+        ModelNotFoundError,
+    )
     from agent.forge import Event, IdeaForge, run
     from agent.models import Attempt, ImageRecord, PromptSpec, RunResult, Scores
     from agent.settings import Settings, load_settings

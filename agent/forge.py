@@ -6,9 +6,10 @@ import asyncio
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.chain import PromptChain
 from agent.errors import InputError
@@ -212,7 +213,7 @@ class IdeaForge:
         return self.run(spec.idea, spec=spec, **overrides)
 
     # -- the pieces ----------------------------------------------------------------------------------------
-    def _plan(self, overrides: dict[str, Any]) -> "_Plan":
+    def _plan(self, overrides: dict[str, Any]) -> _Plan:
         """All per-run values validated in one place, before anything expensive."""
         from tools.diffusion import GenerationParams
 

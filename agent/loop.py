@@ -8,8 +8,8 @@ after `max_attempts` rounds. Without a critic it is a single round.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from agent.models import Attempt, PromptSpec, RunResult
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -11,20 +10,20 @@ import typer
 def eval_command(
     ideas_file: str = typer.Argument(..., help="Ideas: .txt, .csv, .tsv (PartiPrompts works as is) or .jsonl."),
     out: str = typer.Option(..., "--out", help="Folder for eval.csv, eval.md, eval.png and the images."),
-    model: Optional[str] = typer.Option(None, "--model", help="Diffusion model: Hub id, folder or .safetensors."),
-    clip_model: Optional[str] = typer.Option(None, "--clip-model", help="CLIP model: critic and judge."),
-    engine: Optional[str] = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rules."),
-    style: Optional[str] = typer.Option(None, "--style", help="Style preset for the optimized arms."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N ideas."),
+    model: str | None = typer.Option(None, "--model", help="Diffusion model: Hub id, folder or .safetensors."),
+    clip_model: str | None = typer.Option(None, "--clip-model", help="CLIP model: critic and judge."),
+    engine: str | None = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rules."),
+    style: str | None = typer.Option(None, "--style", help="Style preset for the optimized arms."),
+    limit: int | None = typer.Option(None, "--limit", help="Only the first N ideas."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds per idea (the same for every arm)."),
     first_seed: int = typer.Option(0, "--first-seed", help="First seed; the others follow it."),
-    steps: Optional[int] = typer.Option(None, "--steps"),
-    guidance: Optional[float] = typer.Option(None, "--guidance"),
-    size: Optional[str] = typer.Option(None, "--size", help="WIDTHxHEIGHT, multiples of 8."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler"),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="The critic arm's pass score."),
-    max_attempts: Optional[int] = typer.Option(None, "--max-attempts", help="The critic arm's rounds at most."),
-    device: Optional[str] = typer.Option(None, "--device"),
+    steps: int | None = typer.Option(None, "--steps"),
+    guidance: float | None = typer.Option(None, "--guidance"),
+    size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT, multiples of 8."),
+    scheduler: str | None = typer.Option(None, "--scheduler"),
+    threshold: float | None = typer.Option(None, "--threshold", help="The critic arm's pass score."),
+    max_attempts: int | None = typer.Option(None, "--max-attempts", help="The critic arm's rounds at most."),
+    device: str | None = typer.Option(None, "--device"),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
 ) -> None:
     """Measure whether the optimized prompts and the critic make better images (CLIP score, 95% CI)."""

@@ -6,7 +6,8 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 
 
 class Progress:
@@ -21,7 +22,7 @@ class Progress:
         self._label = ""
         self.saved: list[str] = []  # complete PNGs written so far (what an interruption keeps)
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         self._bar.__enter__()
         return self
 

@@ -6,7 +6,7 @@ This module only loads them. Templates become LangChain `ChatPromptTemplate`s in
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -16,7 +16,7 @@ def read_text(name: str) -> str:
     return resources.files(__name__).joinpath(name).read_text(encoding="utf-8").strip()
 
 
-@lru_cache(maxsize=None)
+@cache
 def read_json(name: str) -> Any:
     return json.loads(read_text(name))
 

@@ -11,9 +11,10 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -27,20 +28,20 @@ class Reply:
     body: str | None = None  # raw HTTP body for error replies
 
     @classmethod
-    def spec(cls, **fields: Any) -> "Reply":
+    def spec(cls, **fields: Any) -> Reply:
         return cls(payload=fields)
 
     @classmethod
-    def text(cls, raw: str) -> "Reply":
+    def text(cls, raw: str) -> Reply:
         return cls(payload=raw)
 
     @classmethod
-    def error(cls, status: int, message: str = "server error", headers: dict[str, str] | None = None) -> "Reply":
+    def error(cls, status: int, message: str = "server error", headers: dict[str, str] | None = None) -> Reply:
         body = json.dumps({"error": {"message": message, "type": "server_error", "code": status}})
         return cls(status=status, body=body, headers=headers or {})
 
     @classmethod
-    def slow(cls, seconds: float, then: "Reply | None" = None) -> "Reply":
+    def slow(cls, seconds: float, then: Reply | None = None) -> Reply:
         r = then or cls.spec(idea_en="x", positive="x", negative="", elements=["x"], language="en")
         return cls(payload=r.payload, status=r.status, headers=r.headers, delay=seconds, body=r.body)
 
@@ -63,7 +64,7 @@ class FakeOpenAI:
         self.default = default or (lambda req: Reply.spec(**GOOD))
         self._server: ThreadingHTTPServer | None = None
 
-    def push(self, *replies: Reply) -> "FakeOpenAI":
+    def push(self, *replies: Reply) -> FakeOpenAI:
         self.queue.extend(replies)
         return self
 
@@ -73,7 +74,7 @@ class FakeOpenAI:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from agent.evaluate import bootstrap_ci, summarize, EvalRow
+from agent.evaluate import EvalRow, bootstrap_ci, summarize
 
 
 def test_eval_runs_three_arms_and_writes_csv_markdown_and_chart(tiny_sd_dir, tiny_clip_dir, tmp_path) -> None:

@@ -3,7 +3,6 @@ recorded and lose nothing; secrets never leak. Each case here is counted in the 
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -222,6 +221,7 @@ def test_sigint_during_a_cli_run_keeps_only_whole_images(tiny_sd_dir, tiny_clip_
     assert proc.returncode == 130, err
     assert "interrupted; nothing partial was written; kept" in err and "Traceback" not in err
     from PIL import Image
+
     from tools.metadata import read_record
 
     for path in files_in(out_dir):

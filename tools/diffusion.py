@@ -1107,7 +1107,7 @@ def _open_init_image(path: Path, width: int, height: int) -> tuple[Any, list[str
     except (OSError, UnidentifiedImageError) as exc:
         raise InputError(
             f"init image {str(path)!r} is not a readable image ({_one_line(exc)}); pass a PNG or JPEG"
-        )
+        ) from None
     warnings = []
     if image.size != (width, height):
         warnings.append(f"init image {image.width}x{image.height} was resized to {width}x{height}")

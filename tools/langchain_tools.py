@@ -225,7 +225,7 @@ def _open_image(path: str) -> Any:
         with Image.open(file) as im:
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError) as exc:
-        raise ToolException(f"{path!r} is not a readable image ({type(exc).__name__}); pass a PNG, JPEG or WebP")
+        raise ToolException(f"{path!r} is not a readable image ({type(exc).__name__}); pass a PNG, JPEG or WebP") from None
 
 
 def _summary(result: Any, best_path: str) -> str:
