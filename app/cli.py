@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from typing import Any, Callable, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 
@@ -63,11 +64,11 @@ LlmMethodOpt = typer.Option(None, "--llm-method", help="Structured output: json_
 @friendly
 def prompt(
     idea: str = typer.Argument(..., help="The idea, in any language."),
-    engine: Optional[str] = EngineOpt,
-    style: Optional[str] = StyleOpt,
-    llm_base_url: Optional[str] = LlmUrlOpt,
-    llm_model: Optional[str] = LlmModelOpt,
-    llm_method: Optional[str] = LlmMethodOpt,
+    engine: str | None = EngineOpt,
+    style: str | None = StyleOpt,
+    llm_base_url: str | None = LlmUrlOpt,
+    llm_model: str | None = LlmModelOpt,
+    llm_method: str | None = LlmMethodOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Turn an idea into an optimized positive and negative prompt (no image)."""
@@ -102,34 +103,34 @@ def _print_spec(spec: Any) -> None:
 @app.command()
 @friendly
 def generate(
-    idea: Optional[str] = typer.Argument(None, help="The idea, in any language (omit with --from)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file."),
-    clip_model: Optional[str] = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder."),
-    engine: Optional[str] = EngineOpt,
-    style: Optional[str] = StyleOpt,
-    llm_base_url: Optional[str] = LlmUrlOpt,
-    llm_model: Optional[str] = LlmModelOpt,
-    llm_method: Optional[str] = LlmMethodOpt,
-    steps: Optional[int] = typer.Option(None, "--steps", help="Denoising steps (default: the model's profile)."),
-    guidance: Optional[float] = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
-    size: Optional[str] = typer.Option(None, "--size", help="WIDTHxHEIGHT, multiples of 8."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the first image (default: random, recorded)."),
-    n: Optional[int] = typer.Option(None, "--n", help="Images per attempt."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="euler, euler_a, dpm++_2m, ddim, lcm, ..."),
+    idea: str | None = typer.Argument(None, help="The idea, in any language (omit with --from)."),
+    model: str | None = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file."),
+    clip_model: str | None = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder."),
+    engine: str | None = EngineOpt,
+    style: str | None = StyleOpt,
+    llm_base_url: str | None = LlmUrlOpt,
+    llm_model: str | None = LlmModelOpt,
+    llm_method: str | None = LlmMethodOpt,
+    steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: the model's profile)."),
+    guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
+    size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT, multiples of 8."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the first image (default: random, recorded)."),
+    n: int | None = typer.Option(None, "--n", help="Images per attempt."),
+    scheduler: str | None = typer.Option(None, "--scheduler", help="euler, euler_a, dpm++_2m, ddim, lcm, ..."),
     lora: list[str] = typer.Option([], "--lora", help="LoRA as ID_OR_PATH[:SCALE]; repeatable."),
-    init_image: Optional[str] = typer.Option(None, "--init-image", help="Start from this image (img2img)."),
-    strength: Optional[float] = typer.Option(None, "--strength", help="img2img strength, 0 < S <= 1."),
-    out: Optional[str] = typer.Option(None, "--out", help="Output folder."),
-    critique: Optional[bool] = typer.Option(None, "--critique/--no-critique", help="Score and revise with CLIP."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Pass score (default: per CLIP model)."),
-    max_attempts: Optional[int] = typer.Option(None, "--max-attempts", help="Rounds at most (default 3)."),
-    candidates: Optional[int] = typer.Option(None, "--candidates", help="Prompts per round (default 1)."),
-    keep_seed: Optional[bool] = typer.Option(None, "--keep-seed", help="Reuse the first seed in every round."),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda, mps or cpu."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="float16, bfloat16 or float32."),
-    allow_pickle: Optional[bool] = typer.Option(None, "--allow-pickle", help="Allow .ckpt/pickle checkpoints."),
+    init_image: str | None = typer.Option(None, "--init-image", help="Start from this image (img2img)."),
+    strength: float | None = typer.Option(None, "--strength", help="img2img strength, 0 < S <= 1."),
+    out: str | None = typer.Option(None, "--out", help="Output folder."),
+    critique: bool | None = typer.Option(None, "--critique/--no-critique", help="Score and revise with CLIP."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Pass score (default: per CLIP model)."),
+    max_attempts: int | None = typer.Option(None, "--max-attempts", help="Rounds at most (default 3)."),
+    candidates: int | None = typer.Option(None, "--candidates", help="Prompts per round (default 1)."),
+    keep_seed: bool | None = typer.Option(None, "--keep-seed", help="Reuse the first seed in every round."),
+    device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu."),
+    dtype: str | None = typer.Option(None, "--dtype", help="float16, bfloat16 or float32."),
+    allow_pickle: bool | None = typer.Option(None, "--allow-pickle", help="Allow .ckpt/pickle checkpoints."),
     no_safety_checker: bool = typer.Option(False, "--no-safety-checker", help="Turn the safety checker off."),
-    from_image: Optional[str] = typer.Option(None, "--from", help="Reproduce an image from its PNG record."),
+    from_image: str | None = typer.Option(None, "--from", help="Reproduce an image from its PNG record."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Idea -> optimized prompt -> image(s), scored and revised by the CLIP critic."""
@@ -174,11 +175,17 @@ def generate(
     forge.check(**run_overrides)  # bad values fail here, before the prompt stage or any model load
     from app.progress import Progress
 
-    with Progress(enabled=not as_json or sys.stderr.isatty()) as progress:
-        if spec is None:
-            spec = forge.optimize(idea)
-        progress.spec(spec)  # the prompt stage prints its result before any model loads
-        result = forge.run(idea, spec=spec, on_event=progress.on_event, **run_overrides)
+    progress = Progress(enabled=not as_json or sys.stderr.isatty())
+    try:
+        with progress:
+            if spec is None:
+                spec = forge.optimize(idea)
+            progress.spec(spec)  # the prompt stage prints its result before any model loads
+            result = forge.run(idea, spec=spec, on_event=progress.on_event, **run_overrides)
+    except KeyboardInterrupt:
+        # Images are written whole (temporary file, then rename): what was saved is complete, nothing is partial.
+        kept = ", ".join(progress.saved) if progress.saved else "no images"
+        _fail(f"interrupted; nothing partial was written; kept {len(progress.saved)} complete image(s): {kept}", 130)
     progress.summary(result)
     if as_json:
         _emit_json(result_json(result))
@@ -244,6 +251,9 @@ app.command("mcp")(mcp)
 from app.batch_cli import batch  # cheap to import: models and Ray load only when it runs
 
 app.command("batch")(batch)
+from app.eval_cli import eval_command  # cheap to import: models load only when it runs
+
+app.command("eval")(eval_command)
 
 
 def main() -> None:
