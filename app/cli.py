@@ -244,6 +244,10 @@ def styles() -> None:
         print(f"{name:15s} {s['description']}")
 
 
+from app.ui_cli import ui  # cheap to import: Streamlit loads only when `ideaforge ui` runs
+
+app.command("ui")(ui)
+
 from app.mcp_server import mcp  # cheap to import: the MCP SDK and models load only when it runs
 
 app.command("mcp")(mcp)

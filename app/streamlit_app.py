@@ -1,0 +1,389 @@
+"""The chat: an idea in, an image out; each follow-up refines the last result. Start it with `ideaforge ui`.
+
+A thin view over `agent`'s public API. The run happens in a worker thread that only talks to a queue; the
+script's thread drains the queue and updates the status, progress bar and preview, because Streamlit elements
+may only be touched from the script thread. Any interruption of the script (the Stop button, a new message)
+sets the run's cancel event on the way out, so generation stops between denoising steps.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import prompts
+from agent import Cancelled, Event, IdeaForge, IdeaForgeError, RunResult, load_settings
+
+ENGINES = ["auto", "openai", "rules"]
+NO_STYLE = "none"
+SECRET_NAMES = ("IDEAFORGE_OPENAI_API_KEY", "OPENAI_API_KEY")
+STOPPED = "Stopped; nothing was kept from that run."
+STOP_WAIT = 60.0  # seconds to wait for a run to stop between steps
+STAGES = {
+    "prompt": "Optimizing the prompt",
+    "generate": "Generating",
+    "critic": "Scoring",
+    "revise": "Revising",
+}
+
+
+# -- models: one IdeaForge per configuration, shared by every session ----------------------------------------
+@st.cache_resource(show_spinner="Loading the diffusion model…", max_entries=4)
+def get_forge(
+    model: str, clip_model: str, engine: str, llm_base_url: str, llm_model: str, _api_key: str | None
+) -> IdeaForge:
+    """Build the forge and load its diffusion model now, under the spinner (a failed load is not cached)."""
+    forge = IdeaForge(
+        model=model,
+        clip_model=clip_model,
+        engine=engine,
+        llm_base_url=llm_base_url or None,
+        llm_model=llm_model,
+        openai_api_key=_api_key,
+    )
+    _ = (
+        forge.generator
+    )  # loads the pipeline; the tool's per-pipeline lock makes sharing it between sessions safe
+    return forge
+
+
+def secret_key() -> str | None:
+    """The OpenAI key from Streamlit secrets, if any (the environment is read by the settings themselves)."""
+    for name in SECRET_NAMES:
+        try:
+            value = st.secrets.get(name)
+        except FileNotFoundError:  # no secrets.toml: the environment alone decides
+            return None
+        if value:
+            return str(value)
+    return None
+
+
+# -- the sidebar ---------------------------------------------------------------------------------------------
+def sidebar(defaults: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """From the sidebar: the model configuration (selects a cached forge) and the per-run options."""
+    sb = st.sidebar
+    sb.header("Settings")
+    model = sb.text_input(
+        "Diffusion model", defaults.model, key="model", help="Hub id, diffusers folder or .safetensors file"
+    )
+    clip_model = sb.text_input(
+        "CLIP critic model", defaults.clip_model, key="clip_model", help="Hub id or folder"
+    )
+    engine = sb.selectbox(
+        "Prompt engine",
+        ENGINES,
+        index=ENGINES.index(defaults.engine),
+        key="engine",
+        help="auto uses the LLM when a key or base URL is set, else the offline rules",
+    )
+    llm_base_url = sb.text_input(
+        "LLM base URL",
+        defaults.llm_base_url or "",
+        placeholder="https://api.openai.com/v1",
+        key="llm_base_url",
+        help="Any OpenAI-compatible server: Ollama, vLLM, LM Studio, llama.cpp",
+    )
+    llm_model = sb.text_input("LLM model", defaults.llm_model, key="llm_model")
+    has_key = bool(secret_key() or (defaults.openai_api_key and defaults.openai_api_key.get_secret_value()))
+    sb.caption("API key: " + ("set (environment or secrets)" if has_key else "not set"))
+    styles = [NO_STYLE, *prompts.style_names()]
+    style = sb.selectbox(
+        "Style", styles, index=styles.index(defaults.style) if defaults.style in styles else 0, key="style"
+    )
+    steps = sb.number_input("Steps", 1, 500, defaults.steps, step=1, placeholder="model default", key="steps")
+    guidance = sb.number_input(
+        "Guidance", 0.0, 50.0, defaults.guidance, step=0.5, placeholder="model default", key="guidance"
+    )
+    size = sb.text_input("Size", defaults.size or "", placeholder="model default, e.g. 512x512", key="size")
+    seed = sb.number_input("Seed", 0, 2**32 - 1, None, step=1, placeholder="random", key="seed")
+    critique = sb.toggle(
+        "CLIP critique", defaults.critique, help="Score each image and revise the prompt", key="critique"
+    )
+    threshold = sb.number_input(
+        "Pass score",
+        0.0,
+        100.0,
+        defaults.threshold,
+        step=1.0,
+        disabled=not critique,
+        placeholder="the CLIP model's default",
+        key="threshold",
+    )
+    attempts = sb.number_input(
+        "Attempts at most", 1, 20, defaults.max_attempts, step=1, disabled=not critique, key="max_attempts"
+    )
+    if sb.button(
+        "New conversation", key="new", help="Forget the conversation; the next message is a new idea"
+    ):
+        st.session_state.turns = []
+    config = {
+        "model": model.strip(),
+        "clip_model": clip_model.strip(),
+        "engine": engine,
+        "llm_base_url": llm_base_url.strip(),
+        "llm_model": llm_model.strip(),
+    }
+    options = {
+        "steps": steps,
+        "guidance": guidance,
+        "size": size.strip() or None,
+        "seed": seed,
+        "style": "" if style == NO_STYLE else style,
+        "critique": critique,
+        "threshold": threshold,
+        "max_attempts": attempts,
+        "out": str(defaults.out),
+    }
+    return config, {k: v for k, v in options.items() if v is not None}
+
+
+# -- rendering -----------------------------------------------------------------------------------------------
+def show_result(result: RunResult, key: str) -> None:
+    """The best attempt's image(s) with score, seed and attempt; the prompts and scores; the PNG download."""
+    best = result.best
+    if best is None or result.best_image_path is None:
+        st.warning(
+            "No usable image was produced: every image was flagged or failed. Try another seed or prompt."
+        )
+        return
+    number = result.attempts.index(best) + 1
+    for i, image in enumerate(best.images):
+        if image.path is None or not Path(image.path).exists():
+            continue
+        score = "n/a" if image.scores is None else f"{image.scores.idea:.1f}"
+        st.image(
+            image.path,
+            caption=f"score {score} · seed {image.seed} · attempt {number} of {len(result.attempts)}",
+        )
+        st.download_button(
+            "Download PNG",
+            Path(image.path).read_bytes(),
+            file_name=Path(image.path).name,
+            mime="image/png",
+            on_click="ignore",
+            key=f"download-{key}-{i}",
+            help="The PNG carries its prompt, seed and settings",
+        )
+    spec = best.spec
+    with st.expander("Prompt and scores"):
+        st.markdown("**Positive**")
+        st.code(spec.positive, language=None, wrap_lines=True)
+        st.markdown("**Negative**")
+        st.code(spec.negative or "(none)", language=None, wrap_lines=True)
+        st.markdown(f"**Elements**: {', '.join(spec.elements)}")
+        st.markdown(f"**Engine**: {spec.engine} · style {spec.style or 'none'} · language {spec.language}")
+        st.table(
+            [
+                {
+                    "round": a.round,
+                    "candidate": a.candidate,
+                    "seed": a.seed,
+                    "score": None if a.score is None else round(a.score, 2),
+                    "weak": ", ".join(a.weak),
+                }
+                for a in result.attempts
+            ]
+        )
+        if result.stopped:
+            st.caption(f"Stopped: {result.stopped}")
+        for warning in [*spec.warnings, *result.warnings]:
+            st.caption(f"⚠ {warning}")
+
+
+def show_turn(turn: dict[str, Any], key: str) -> None:
+    if turn["role"] == "user":
+        st.markdown(turn["text"])
+    elif turn.get("error"):
+        st.error(turn["error"])
+    elif turn.get("result") is not None:
+        show_result(turn["result"], key)
+    else:
+        st.info(turn.get("text", ""))
+
+
+def last_result() -> RunResult | None:
+    for turn in reversed(st.session_state.turns):
+        if turn.get("result") is not None and turn["result"].best is not None:
+            return turn["result"]
+    return None
+
+
+# -- one run -------------------------------------------------------------------------------------------------
+def readable(exc: BaseException) -> str:
+    """One line for the user. ideaforge's own errors already name the fix; anything else is a bug."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, IdeaForgeError):
+        return text
+    return f"Unexpected {type(exc).__name__}: {text or 'no details'}. This is a bug; please report it"
+
+
+class Run:
+    """One message's run: a worker thread that only talks to a queue, and the events to stop and await it."""
+
+    def __init__(self) -> None:
+        self.cancel = threading.Event()
+        self.finished = threading.Event()  # set once this run's turn is in the history
+        self.events: queue.Queue[Event | None] = queue.Queue()
+        self.thread: threading.Thread | None = None
+        self.outcome: Any = None  # a RunResult or an exception, once the worker is done
+
+    def start(self, work: Callable[[Callable[[Event], None], threading.Event], RunResult]) -> None:
+        def target() -> None:
+            try:
+                self.outcome = work(self.events.put, self.cancel)
+            except Exception as exc:  # noqa: BLE001 - reported to the user as one line, never a traceback
+                self.outcome = exc
+            self.events.put(None)  # done: the outcome is set
+
+        self.thread = threading.Thread(target=target, name="ideaforge-run", daemon=True)
+        self.thread.start()
+
+    def wait(self, timeout: float) -> Any:
+        if self.thread is not None:
+            self.thread.join(timeout)
+        return self.outcome
+
+
+def outcome_turn(outcome: Any) -> dict[str, Any]:
+    if outcome is None or isinstance(outcome, Cancelled):
+        return {"role": "assistant", "text": STOPPED}
+    if isinstance(outcome, BaseException):
+        return {"role": "assistant", "error": readable(outcome)}
+    return {"role": "assistant", "result": outcome}
+
+
+def answer(text: str, config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """Answer one message; its turn joins the history even when the script is interrupted mid-run."""
+    run = st.session_state.run = Run()
+    turns = st.session_state.turns  # held here: a stopped script raises again on any session_state access
+    turn = None
+    try:
+        turn = run_in_chat(run, text, config, options)
+    finally:
+        # Also reached when Streamlit stops this script (Stop, a new message, a closed tab): the worker stops
+        # between steps, and the next script run waits for `finished` before it draws the history.
+        if turn is None:
+            run.cancel.set()
+            turn = outcome_turn(run.wait(STOP_WAIT))
+        turns.append(turn)
+        run.finished.set()
+    return turn
+
+
+def run_in_chat(run: Run, text: str, config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    """The assistant's message while it works: status with stages, progress bar and preview, a Stop button."""
+    previous = last_result()
+    stop_slot = st.empty()
+    status = st.status("Loading models…", expanded=True)
+    with status:
+        try:
+            IdeaForge().check(**options)  # bad settings fail here, before any model loads
+            forge = get_forge(**config, _api_key=secret_key())
+            if options.get("critique", True):
+                with st.spinner("Loading the CLIP critic…"):
+                    _ = forge.scorer  # loaded once per forge, before the run starts
+        except Exception as exc:  # noqa: BLE001 - shown as one line; the chat stays usable
+            status.update(label="Could not start", state="error", expanded=False)
+            return outcome_turn(exc)
+        log, bar, preview, beat = st.container(), st.empty(), st.empty(), st.empty()
+    stop_slot.button("Stop generating", key=f"stop-{len(st.session_state.turns)}", help="Stops between steps")
+    working(status, "Refining the prompt" if previous else "Optimizing the prompt")
+    started = time.perf_counter()
+    if previous is None:
+        run.start(lambda on_event, cancel: forge.run(text, on_event=on_event, cancel=cancel, **options))
+    else:
+        run.start(
+            lambda on_event, cancel: forge.refine(previous, text, on_event=on_event, cancel=cancel, **options)
+        )
+    stage = ""
+    while True:
+        try:
+            event = run.events.get(timeout=0.25)
+        except queue.Empty:
+            beat.empty()  # an element update is where Streamlit can stop this script when asked to
+            continue
+        if event is None:
+            break
+        stage = show_event(event, stage, status, log, bar, preview)
+    for slot in (stop_slot, bar, preview):
+        slot.empty()
+    turn = outcome_turn(run.outcome)
+    if "result" in turn:
+        done = f"Done in {time.perf_counter() - started:.1f} s: {run.outcome.stopped or 'finished'}"
+        status.update(label=done, state="complete", expanded=False)
+    else:
+        status.update(label="Stopped" if "text" in turn else "Failed", state="error", expanded=False)
+    return turn
+
+
+def working(status: Any, label: str) -> None:
+    # State and expanded are repeated on purpose: the browser reads an update without them as "collapsed, done".
+    status.update(label=f"{label}…", state="running", expanded=True)
+
+
+def show_event(ev: Event, stage: str, status: Any, log: Any, bar: Any, preview: Any) -> str:
+    """Reflect one progress event; returns the stage now shown."""
+    if ev.stage == "done":
+        return stage
+    label = STAGES.get(ev.stage, ev.stage)
+    if ev.round > 1:
+        label += f" (round {ev.round})"
+    if label != stage:
+        working(status, label)
+    if ev.stage == "prompt" and ev.data.get("spec"):
+        log.markdown(f"Prompt: `{ev.data['spec']['positive']}`")
+    elif ev.stage == "revise" and ev.message:
+        log.markdown(f"Critique: {ev.message}")
+    elif ev.stage == "generate" and ev.total:
+        bar.progress(ev.step / ev.total, text=f"step {ev.step} of {ev.total}")
+        if ev.preview is not None:
+            preview.image(ev.preview, caption="preview", width=192)
+    return label
+
+
+# -- the page ------------------------------------------------------------------------------------------------
+def main() -> None:
+    st.set_page_config(page_title="ideaforge", page_icon="🎨")
+    st.title("ideaforge")
+    st.session_state.setdefault("turns", [])
+    try:
+        defaults = load_settings()
+    except IdeaForgeError as exc:  # a bad IDEAFORGE_* variable: nothing can run until it is fixed
+        st.error(readable(exc))
+        st.stop()
+    config, options = sidebar(defaults)
+    has_result = last_result() is not None
+    message = st.chat_input(
+        "A follow-up, e.g. make it night" if has_result else "An idea, e.g. a red kitten in a basket",
+        key="message",
+    )
+    if not st.session_state.turns and not message:
+        st.caption(
+            "Describe an idea in any language. Follow-ups refine the last image; "
+            "“New conversation” in the sidebar starts over."
+        )
+    earlier = st.session_state.get("run")
+    if earlier is not None and not earlier.finished.is_set():  # Stop or a new message interrupted it
+        earlier.cancel.set()
+        with st.spinner("Stopping the previous run…"):
+            earlier.finished.wait(STOP_WAIT)
+    for i, turn in enumerate(st.session_state.turns):
+        with st.chat_message(turn["role"]):
+            show_turn(turn, str(i))
+    if message:
+        st.session_state.turns.append({"role": "user", "text": message})
+        with st.chat_message("user"):
+            st.markdown(message)
+        with st.chat_message("assistant"):
+            turn = answer(message, config, options)
+            show_turn(turn, str(len(st.session_state.turns) - 1))
+
+
+main()
