@@ -11,24 +11,26 @@ from typing import Any
 
 import typer
 
+from app import options
+
 
 def batch(
     file: Path = typer.Argument(
         ..., help="Ideas: .txt (one a line), .csv/.tsv (an 'idea' or 'Prompt' column), .jsonl."
     ),
     out: str | None = typer.Option(None, "--out", help="Output folder (images, metadata.jsonl, run.json)."),
-    model: str | None = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file."),
-    clip_model: str | None = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder."),
-    engine: str | None = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rules."),
+    model: str | None = options.Model,
+    clip_model: str | None = options.ClipModel,
+    engine: str | None = options.Engine,
     style: str | None = typer.Option(None, "--style", help="Style preset for ideas without their own."),
-    llm_base_url: str | None = typer.Option(None, "--llm-base-url", help="OpenAI-compatible server URL."),
-    llm_model: str | None = typer.Option(None, "--llm-model", help="LLM model name."),
+    llm_base_url: str | None = options.LlmBaseUrl,
+    llm_model: str | None = options.LlmModel,
     llm_method: str | None = typer.Option(
         None, "--llm-method", help="Structured output: json_schema, function_calling or json_mode."
     ),
-    steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: the model's profile)."),
-    guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
-    size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT, multiples of 8."),
+    steps: int | None = options.Steps,
+    guidance: float | None = options.Guidance,
+    size: str | None = options.Size,
     seed: int | None = typer.Option(
         None, "--seed", help="Seed for ideas without their own (default: derived from each idea's text)."
     ),
@@ -36,17 +38,17 @@ def batch(
         None, "--negative", help="Negative prompt for ideas without their own (replaces the optimized one)."
     ),
     n: int | None = typer.Option(None, "--n", help="Images per attempt."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="euler, euler_a, dpm++_2m, ddim, ..."),
-    lora: list[str] = typer.Option([], "--lora", help="LoRA as ID_OR_PATH[:SCALE]; repeatable."),
-    critique: bool | None = typer.Option(None, "--critique/--no-critique", help="Score, revise with CLIP."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Pass score (default: per CLIP model)."),
-    max_attempts: int | None = typer.Option(None, "--max-attempts", help="Rounds at most (default 3)."),
-    candidates: int | None = typer.Option(None, "--candidates", help="Prompts per round (default 1)."),
-    keep_seed: bool | None = typer.Option(None, "--keep-seed", help="Reuse the first seed in every round."),
-    device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu."),
-    dtype: str | None = typer.Option(None, "--dtype", help="float16, bfloat16 or float32."),
-    allow_pickle: bool | None = typer.Option(None, "--allow-pickle", help="Allow .ckpt/pickle checkpoints."),
-    no_safety_checker: bool = typer.Option(False, "--no-safety-checker", help="Turn the safety checker off."),
+    scheduler: str | None = options.Scheduler,
+    lora: list[str] = options.Lora,
+    critique: bool | None = options.Critique,
+    threshold: float | None = options.Threshold,
+    max_attempts: int | None = options.MaxAttempts,
+    candidates: int | None = options.Candidates,
+    keep_seed: bool | None = options.KeepSeed,
+    device: str | None = options.Device,
+    dtype: str | None = options.Dtype,
+    allow_pickle: bool | None = options.AllowPickle,
+    no_safety_checker: bool = options.NoSafetyChecker,
     executor: str = typer.Option("local", "--executor", help="local, or ray for a Ray cluster."),
     batch_size: int = typer.Option(4, "--batch-size", help="Images per pipeline call at most."),
     llm_concurrency: int = typer.Option(4, "--llm-concurrency", help="LLM calls at once (prompt stage)."),

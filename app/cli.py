@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import typer
 
+from app import options
+
 app = typer.Typer(
     name="ideaforge",
     help="Turn a loose idea into a good Stable Diffusion image.",
@@ -53,22 +55,17 @@ def _emit_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-EngineOpt = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rules.")
-StyleOpt = typer.Option(None, "--style", help="Style preset (see `ideaforge styles`).")
-LlmUrlOpt = typer.Option(None, "--llm-base-url", help="OpenAI-compatible server URL (Ollama, vLLM, LM Studio...).")
-LlmModelOpt = typer.Option(None, "--llm-model", help="LLM model name.")
-LlmMethodOpt = typer.Option(None, "--llm-method", help="Structured output: json_schema, function_calling, json_mode.")
 
 
 @app.command()
 @friendly
 def prompt(
     idea: str = typer.Argument(..., help="The idea, in any language."),
-    engine: str | None = EngineOpt,
-    style: str | None = StyleOpt,
-    llm_base_url: str | None = LlmUrlOpt,
-    llm_model: str | None = LlmModelOpt,
-    llm_method: str | None = LlmMethodOpt,
+    engine: str | None = options.Engine,
+    style: str | None = options.Style,
+    llm_base_url: str | None = options.LlmBaseUrl,
+    llm_model: str | None = options.LlmModel,
+    llm_method: str | None = options.LlmMethod,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Turn an idea into an optimized positive and negative prompt (no image)."""
@@ -104,32 +101,32 @@ def _print_spec(spec: Any) -> None:
 @friendly
 def generate(
     idea: str | None = typer.Argument(None, help="The idea, in any language (omit with --from)."),
-    model: str | None = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file."),
-    clip_model: str | None = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder."),
-    engine: str | None = EngineOpt,
-    style: str | None = StyleOpt,
-    llm_base_url: str | None = LlmUrlOpt,
-    llm_model: str | None = LlmModelOpt,
-    llm_method: str | None = LlmMethodOpt,
-    steps: int | None = typer.Option(None, "--steps", help="Denoising steps (default: the model's profile)."),
-    guidance: float | None = typer.Option(None, "--guidance", help="Classifier-free guidance scale."),
-    size: str | None = typer.Option(None, "--size", help="WIDTHxHEIGHT, multiples of 8."),
+    model: str | None = options.Model,
+    clip_model: str | None = options.ClipModel,
+    engine: str | None = options.Engine,
+    style: str | None = options.Style,
+    llm_base_url: str | None = options.LlmBaseUrl,
+    llm_model: str | None = options.LlmModel,
+    llm_method: str | None = options.LlmMethod,
+    steps: int | None = options.Steps,
+    guidance: float | None = options.Guidance,
+    size: str | None = options.Size,
     seed: int | None = typer.Option(None, "--seed", help="Seed of the first image (default: random, recorded)."),
-    n: int | None = typer.Option(None, "--n", help="Images per attempt."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="euler, euler_a, dpm++_2m, ddim, lcm, ..."),
-    lora: list[str] = typer.Option([], "--lora", help="LoRA as ID_OR_PATH[:SCALE]; repeatable."),
+    n: int | None = options.N,
+    scheduler: str | None = options.Scheduler,
+    lora: list[str] = options.Lora,
     init_image: str | None = typer.Option(None, "--init-image", help="Start from this image (img2img)."),
     strength: float | None = typer.Option(None, "--strength", help="img2img strength, 0 < S <= 1."),
     out: str | None = typer.Option(None, "--out", help="Output folder."),
-    critique: bool | None = typer.Option(None, "--critique/--no-critique", help="Score and revise with CLIP."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Pass score (default: per CLIP model)."),
-    max_attempts: int | None = typer.Option(None, "--max-attempts", help="Rounds at most (default 3)."),
-    candidates: int | None = typer.Option(None, "--candidates", help="Prompts per round (default 1)."),
-    keep_seed: bool | None = typer.Option(None, "--keep-seed", help="Reuse the first seed in every round."),
-    device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu."),
-    dtype: str | None = typer.Option(None, "--dtype", help="float16, bfloat16 or float32."),
-    allow_pickle: bool | None = typer.Option(None, "--allow-pickle", help="Allow .ckpt/pickle checkpoints."),
-    no_safety_checker: bool = typer.Option(False, "--no-safety-checker", help="Turn the safety checker off."),
+    critique: bool | None = options.Critique,
+    threshold: float | None = options.Threshold,
+    max_attempts: int | None = options.MaxAttempts,
+    candidates: int | None = options.Candidates,
+    keep_seed: bool | None = options.KeepSeed,
+    device: str | None = options.Device,
+    dtype: str | None = options.Dtype,
+    allow_pickle: bool | None = options.AllowPickle,
+    no_safety_checker: bool = options.NoSafetyChecker,
     from_image: str | None = typer.Option(None, "--from", help="Reproduce an image from its PNG record."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:

@@ -6,13 +6,15 @@ import sys
 
 import typer
 
+from app import options
+
 
 def eval_command(
     ideas_file: str = typer.Argument(..., help="Ideas: .txt, .csv, .tsv (PartiPrompts works as is) or .jsonl."),
     out: str = typer.Option(..., "--out", help="Folder for eval.csv, eval.md, eval.png and the images."),
-    model: str | None = typer.Option(None, "--model", help="Diffusion model: Hub id, folder or .safetensors."),
-    clip_model: str | None = typer.Option(None, "--clip-model", help="CLIP model: critic and judge."),
-    engine: str | None = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rules."),
+    model: str | None = options.Model,
+    clip_model: str | None = options.ClipModel,
+    engine: str | None = options.Engine,
     style: str | None = typer.Option(None, "--style", help="Style preset for the optimized arms."),
     limit: int | None = typer.Option(None, "--limit", help="Only the first N ideas."),
     seeds: int = typer.Option(1, "--seeds", help="Seeds per idea (the same for every arm)."),
@@ -23,7 +25,7 @@ def eval_command(
     scheduler: str | None = typer.Option(None, "--scheduler"),
     threshold: float | None = typer.Option(None, "--threshold", help="The critic arm's pass score."),
     max_attempts: int | None = typer.Option(None, "--max-attempts", help="The critic arm's rounds at most."),
-    device: str | None = typer.Option(None, "--device"),
+    device: str | None = options.Device,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
 ) -> None:
     """Measure whether the optimized prompts and the critic make better images (CLIP score, 95% CI)."""
@@ -34,13 +36,13 @@ def eval_command(
                              max_attempts=max_attempts), device, as_json)
 
 
-def _evaluate(ideas_file, out, model, clip_model, engine, style, limit, seeds, first_seed, options, device, as_json):  # type: ignore[no-untyped-def]
+def _evaluate(ideas_file, out, model, clip_model, engine, style, limit, seeds, first_seed, run_options, device, as_json):  # type: ignore[no-untyped-def]
     from agent.evaluate import evaluate
     from agent.forge import IdeaForge
     from app.cli import _emit_json
 
     forge = IdeaForge(model=model, clip_model=clip_model, engine=engine, style=style, device=device)
-    overrides = {k: v for k, v in options.items() if v is not None}
+    overrides = {k: v for k, v in run_options.items() if v is not None}
     report = evaluate(forge, ideas_file, out=out, limit=limit, seeds=seeds, first_seed=first_seed,
                       progress=lambda m: print(m, file=sys.stderr), **overrides)
     print(open(report.files["markdown"], encoding="utf-8").read(), file=sys.stderr)

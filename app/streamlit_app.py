@@ -23,7 +23,7 @@ from agent import Cancelled, Event, IdeaForge, IdeaForgeError, RunResult, load_s
 ENGINES = ["auto", "openai", "rules"]
 NO_STYLE = "none"
 SECRET_NAMES = ("IDEAFORGE_OPENAI_API_KEY", "OPENAI_API_KEY")
-STOPPED = "Stopped; nothing was kept from that run."
+STOPPED = "Stopped before the run finished."
 STOP_WAIT = 60.0  # seconds to wait for a run to stop between steps
 STAGES = {
     "prompt": "Optimizing the prompt",
@@ -47,9 +47,8 @@ def get_forge(
         llm_model=llm_model,
         openai_api_key=_api_key,
     )
-    _ = (
-        forge.generator
-    )  # loads the pipeline; the tool's per-pipeline lock makes sharing it between sessions safe
+    # Load the pipeline now; the tool's per-pipeline lock makes sharing it between sessions safe.
+    _ = forge.generator
     return forge
 
 
@@ -73,9 +72,7 @@ def sidebar(defaults: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     model = sb.text_input(
         "Diffusion model", defaults.model, key="model", help="Hub id, diffusers folder or .safetensors file"
     )
-    clip_model = sb.text_input(
-        "CLIP critic model", defaults.clip_model, key="clip_model", help="Hub id or folder"
-    )
+    clip_model = sb.text_input("CLIP critic model", defaults.clip_model, key="clip_model", help="Hub id or folder")
     engine = sb.selectbox(
         "Prompt engine",
         ENGINES,
@@ -119,9 +116,7 @@ def sidebar(defaults: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     attempts = sb.number_input(
         "Attempts at most", 1, 20, defaults.max_attempts, step=1, disabled=not critique, key="max_attempts"
     )
-    if sb.button(
-        "New conversation", key="new", help="Forget the conversation; the next message is a new idea"
-    ):
+    if sb.button("New conversation", key="new", help="Forget the conversation; the next message is a new idea"):
         st.session_state.turns = []
     config = {
         "model": model.strip(),
@@ -149,9 +144,7 @@ def show_result(result: RunResult, key: str) -> None:
     """The best attempt's image(s) with score, seed and attempt; the prompts and scores; the PNG download."""
     best = result.best
     if best is None or result.best_image_path is None:
-        st.warning(
-            "No usable image was produced: every image was flagged or failed. Try another seed or prompt."
-        )
+        st.warning("No usable image was produced: every image was flagged or failed. Try another seed or prompt.")
         return
     number = result.attempts.index(best) + 1
     for i, image in enumerate(best.images):
@@ -192,7 +185,7 @@ def show_result(result: RunResult, key: str) -> None:
             ]
         )
         if result.stopped:
-            st.caption(f"Stopped: {result.stopped}")
+            st.caption(f"Loop ended: {result.stopped}")
         for warning in [*spec.warnings, *result.warnings]:
             st.caption(f"⚠ {warning}")
 
@@ -299,9 +292,7 @@ def run_in_chat(run: Run, text: str, config: dict[str, Any], options: dict[str, 
     if previous is None:
         run.start(lambda on_event, cancel: forge.run(text, on_event=on_event, cancel=cancel, **options))
     else:
-        run.start(
-            lambda on_event, cancel: forge.refine(previous, text, on_event=on_event, cancel=cancel, **options)
-        )
+        run.start(lambda on_event, cancel: forge.refine(previous, text, on_event=on_event, cancel=cancel, **options))
     stage = ""
     while True:
         try:

@@ -13,9 +13,7 @@ APP = Path(__file__).with_name("streamlit_app.py")
 
 
 def ui(
-    host: str = typer.Option(
-        "127.0.0.1", "--host", help="Address to listen on; the default serves this machine only."
-    ),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; the default serves this machine only."),
     port: int = typer.Option(8501, "--port", help="Port to listen on."),
     model: str | None = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file."),
     clip_model: str | None = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder."),

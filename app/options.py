@@ -1,0 +1,28 @@
+"""Command-line options shared by `generate`, `batch` and `eval`: one declaration, one help text each."""
+
+from __future__ import annotations
+
+import typer
+
+Engine = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rules.")
+Style = typer.Option(None, "--style", help="Style preset (see `ideaforge styles`).")
+LlmBaseUrl = typer.Option(None, "--llm-base-url", help="OpenAI-compatible server URL (Ollama, vLLM, LM Studio...).")
+LlmModel = typer.Option(None, "--llm-model", help="LLM model name.")
+LlmMethod = typer.Option(None, "--llm-method", help="Structured output: json_schema, function_calling, json_mode.")
+Model = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file.")
+ClipModel = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder.")
+Steps = typer.Option(None, "--steps", help="Denoising steps (default: the model's profile).")
+Guidance = typer.Option(None, "--guidance", help="Classifier-free guidance scale.")
+Size = typer.Option(None, "--size", help="WIDTHxHEIGHT, multiples of 8.")
+N = typer.Option(None, "--n", help="Images per attempt.")
+Scheduler = typer.Option(None, "--scheduler", help="euler, euler_a, dpm++_2m, ddim, lcm, ...")
+Lora = typer.Option([], "--lora", help="LoRA as ID_OR_PATH[:SCALE]; repeatable.")
+Critique = typer.Option(None, "--critique/--no-critique", help="Score and revise with CLIP.")
+Threshold = typer.Option(None, "--threshold", help="Pass score (default: per CLIP model).")
+MaxAttempts = typer.Option(None, "--max-attempts", help="Rounds at most (default 3).")
+Candidates = typer.Option(None, "--candidates", help="Prompts per round (default 1).")
+KeepSeed = typer.Option(None, "--keep-seed", help="Reuse the first seed in every round.")
+Device = typer.Option(None, "--device", help="cuda, mps or cpu.")
+Dtype = typer.Option(None, "--dtype", help="float16, bfloat16 or float32.")
+AllowPickle = typer.Option(None, "--allow-pickle", help="Allow .ckpt/pickle checkpoints.")
+NoSafetyChecker = typer.Option(False, "--no-safety-checker", help="Turn the safety checker off.")
