@@ -22,9 +22,7 @@ TIMEOUT = 60
 
 
 @pytest.fixture
-def app(
-    tiny_sd_dir: Path, tiny_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[AppTest]:
+def app(tiny_sd_dir: Path, tiny_clip_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppTest]:
     for name, value in {
         "MODEL": str(tiny_sd_dir),
         "CLIP_MODEL": str(tiny_clip_dir),
@@ -105,9 +103,7 @@ def test_new_conversation_forgets_the_previous_result(app: AppTest) -> None:
     send(app, "cozy cabin at night")
     (turn,) = assistant_turns(app)
     positive = turn.expander[0].code[0].value
-    assert (
-        positive.startswith("cozy cabin at night") and "kitten" not in positive
-    )  # a new idea, not a refinement
+    assert positive.startswith("cozy cabin at night") and "kitten" not in positive  # a new idea, not a refinement
 
 
 def test_a_missing_model_is_one_error_and_the_chat_stays_usable(
