@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from agent.text import join_terms, split_terms, stem, words
+from tools.clip_tokenizer import count_tokens
 
 MAX_TOKENS = 77
 
 
-# Fast tokenizers change their truncation state on each call and are not safe to share between threads.
-_LOCK = threading.Lock()
-
-
 def count(text: str, tokenizer: Any) -> int:
-    """CLIP tokens in `text`, BOS and EOS included."""
-    with _LOCK:
-        return len(tokenizer(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"])
+    """CLIP tokens in `text`, BOS and EOS included (with the given tokenizer, never a default one)."""
+    return count_tokens(text, tokenizer)
 
 
 def fit_terms(terms: list[str], tokenizer: Any, *, protected: int = 1, max_tokens: int = MAX_TOKENS) -> tuple[str, list[str]]:

@@ -74,9 +74,6 @@ class PromptSpec(LLMSpec):
     positive_tokens: int = Field(default=0, description="CLIP tokens in the positive prompt, BOS/EOS included.")
     negative_tokens: int = Field(default=0, description="CLIP tokens in the negative prompt, BOS/EOS included.")
 
-    def summary(self) -> dict[str, Any]:
-        return self.model_dump()
-
 
 class Scores(BaseModel):
     """CLIP scores of one image on the torchmetrics CLIPScore scale (100 x cosine, clamped at 0)."""

@@ -190,7 +190,7 @@ def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) ->
     )
 
 
-__all__ = ["rules_spec", "get_style", "categories", "extract_elements", "join_terms"]
+__all__ = ["rules_spec", "revise_rules", "get_style", "categories", "extract_elements", "plain_text"]
 
 
 _WEIGHTED = re.compile(r"^\((?P<text>[^()]+)\)(?P<weight>\d+(?:\.\d+)?)$")

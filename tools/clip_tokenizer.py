@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -98,14 +99,19 @@ def load_clip_tokenizer(directory: str | None = None) -> Any:
     return CLIPTokenizer.from_pretrained(str(path), model_max_length=CLIP_MAX_TOKENS)
 
 
+# Fast tokenizers change their truncation state on each call and are not safe to share between threads.
+_COUNT_LOCK = threading.Lock()
+
+
 def count_tokens(text: str, tokenizer: Any | None = None) -> int:
     """Number of CLIP tokens in `text`, BOS and EOS included, without truncation."""
     tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
-    return len(tok(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"])
+    with _COUNT_LOCK:
+        return len(tok(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"])
 
 
 _COPIES: dict[int, tuple[Any, Any]] = {}
-_COPIES_LOCK = __import__("threading").Lock()
+_COPIES_LOCK = threading.Lock()
 
 
 def counting_copy(tokenizer: Any) -> Any:
