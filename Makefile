@@ -26,7 +26,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check agent tools prompts app tests bench
+	$(BIN)/ruff check .
 
 bench: install
 	$(BIN)/python bench/run_all.py

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.text import join_terms, split_terms, stem, words
-from tools.clip_tokenizer import count_tokens
+from ideaforge.agent.text import join_terms, split_terms, stem, words
+from ideaforge.tools.clip_tokenizer import count_tokens
 
 MAX_TOKENS = 77
 

@@ -11,13 +11,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import prompts
-from agent.budget import count, fit_terms, remove_contradictions
-from agent.errors import InputError, LLMError
-from agent.models import LLMSpec, PromptSpec
-from agent.rules import _vocab, get_style, rules_spec
-from agent.settings import Settings
-from agent.text import clean_idea, detect_language, has_foreign_script, split_terms
+from ideaforge import prompts
+from ideaforge.agent.budget import count, fit_terms, remove_contradictions
+from ideaforge.agent.models import LLMSpec, PromptSpec
+from ideaforge.agent.rules import _vocab, get_style, rules_spec
+from ideaforge.agent.settings import Settings
+from ideaforge.agent.text import clean_idea, detect_language, has_foreign_script, split_terms
+from ideaforge.errors import InputError, LLMError
 
 # An LLM reply this far over the budget did not follow the instructions: ask again rather than trim it.
 _FAR_OVER_BUDGET = 2 * 77
@@ -90,8 +90,8 @@ class PromptChain:
     """Idea -> `PromptSpec` with the configured engine. Build once, call many times (thread-safe).
 
     Example:
-        >>> from agent.chain import PromptChain
-        >>> from agent.settings import load_settings
+        >>> from ideaforge.agent.chain import PromptChain
+        >>> from ideaforge.agent.settings import load_settings
         >>> chain = PromptChain(load_settings(engine="rules"))
         >>> spec = chain.optimize("cozy cabin at night")
         >>> spec.engine, spec.positive.startswith("cozy cabin at night")
@@ -108,7 +108,7 @@ class PromptChain:
     @property
     def tokenizer(self) -> Any:
         if self._tokenizer is None:
-            from tools.clip_tokenizer import load_clip_tokenizer
+            from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
 
             self._tokenizer = load_clip_tokenizer()
         return self._tokenizer
@@ -265,7 +265,7 @@ class PromptChain:
         return runnable.batch(cleaned, config={"max_concurrency": max_concurrency})
 
     def revise(self, spec: PromptSpec, history: str, critique: str) -> PromptSpec:
-        """A new spec from the critic's verdict on earlier attempts (LLM engines only; see agent.loop)."""
+        """A new spec from the critic's verdict on earlier attempts (LLM engines only; see ideaforge.agent.loop)."""
         preset = get_style(spec.style)
         inputs = {"style_hint": _style_hint(preset), "idea_en": spec.idea_en, "history": history, "critique": critique}
         reply = self._ask(revise_prompt(), inputs)

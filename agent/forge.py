@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.chain import PromptChain
-from agent.errors import InputError
-from agent.loop import LoopOptions, critic_loop
-from agent.models import Attempt, ImageRecord, PromptSpec, RunResult, Scores
-from agent.rules import revise_rules
-from agent.settings import Settings, load_settings, parse_size
+from ideaforge.agent.chain import PromptChain
+from ideaforge.agent.loop import LoopOptions, critic_loop
+from ideaforge.agent.models import Attempt, ImageRecord, PromptSpec, RunResult, Scores
+from ideaforge.agent.rules import revise_rules
+from ideaforge.agent.settings import Settings, load_settings, parse_size
+from ideaforge.errors import InputError
 
 
 @dataclass
@@ -53,8 +53,8 @@ class IdeaForge:
     """Idea in, best image out: prompt chain, diffusion, CLIP critic, revision.
 
     Every keyword not given comes from the settings (`IDEAFORGE_*` environment, then defaults). The prompt chain,
-    generator and scorer can be injected; the defaults are the real LangChain chain, `tools.diffusion.DiffusionTool`
-    and `tools.critic.CLIPCritic`, loaded on first use and cached.
+    generator and scorer can be injected; the defaults are the real LangChain chain, `ideaforge.tools.diffusion.DiffusionTool`
+    and `ideaforge.tools.critic.CLIPCritic`, loaded on first use and cached.
 
     Example:
         >>> from agent import IdeaForge
@@ -94,7 +94,7 @@ class IdeaForge:
     def generator(self) -> Any:
         with self._lock:
             if self._generator is None:
-                from tools.diffusion import DiffusionTool, parse_lora
+                from ideaforge.tools.diffusion import DiffusionTool, parse_lora
 
                 s = self.settings
                 self._generator = DiffusionTool(
@@ -111,20 +111,20 @@ class IdeaForge:
     def scorer(self) -> Any:
         with self._lock:
             if self._scorer is None:
-                from tools.critic import CLIPCritic
+                from ideaforge.tools.critic import CLIPCritic
 
                 self._scorer = CLIPCritic(self.settings.clip_model, device=self.settings.device).load()
             return self._scorer
 
     def as_tools(self) -> list[Any]:
         """LangChain tools (optimize_prompt, generate_image, score_image) sharing this object's models."""
-        from tools.langchain_tools import make_tools
+        from ideaforge.app.integrations.langchain_tools import make_tools
 
         return make_tools(self)
 
     def as_runnable(self) -> Any:
         """The whole pipeline as a LangChain Runnable (invoke, batch, ainvoke, stream of progress events)."""
-        from agent.runnable import ForgeRunnable
+        from ideaforge.app.integrations.runnable import ForgeRunnable
 
         return ForgeRunnable(forge=self)
 
@@ -165,7 +165,7 @@ class IdeaForge:
         if getattr(generator, "tokenizer", None) is not None and not self._counting_with_model:
             # Count with the model's own tokenizer, but a copy: the pipeline encodes with the original in
             # another thread (batch, Streamlit sessions), and fast tokenizers are not thread-safe.
-            from tools.clip_tokenizer import counting_copy
+            from ideaforge.tools.clip_tokenizer import counting_copy
 
             self.chain.use_tokenizer(counting_copy(generator.tokenizer))
             self._counting_with_model = True
@@ -215,7 +215,7 @@ class IdeaForge:
     # -- the pieces ----------------------------------------------------------------------------------------
     def _plan(self, overrides: dict[str, Any]) -> _Plan:
         """All per-run values validated in one place, before anything expensive."""
-        from tools.diffusion import GenerationParams
+        from ideaforge.tools.diffusion import GenerationParams
 
         for key in overrides:
             if key in _MODEL_KEYS:
@@ -247,8 +247,8 @@ class IdeaForge:
         return _Plan(s, seed if seed is not None else random.randrange(2**32), gen)
 
     def _attempt(self, round_no, candidate, spec, seed, plan, generator, scorer, emit, cancel, times) -> Attempt:
-        from tools.diffusion import ImageRequest
-        from tools.metadata import a1111_parameters, save_png
+        from ideaforge.tools.diffusion import ImageRequest
+        from ideaforge.tools.metadata import a1111_parameters, save_png
 
         n = plan.settings.n
         requests = [ImageRequest(positive=spec.positive, negative=spec.negative, seed=(seed + i) % 2**32) for i in range(n)]
@@ -314,7 +314,7 @@ class IdeaForge:
 
     def _record(self, spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt) -> dict[str, Any]:
         """The full JSON record stored in the PNG. Built from an allow-list: no secret can slip in."""
-        from tools.metadata import package_versions
+        from ideaforge.tools.metadata import package_versions
 
         return {
             "idea": spec.idea,
@@ -386,8 +386,8 @@ def run(idea: str, **kwargs: Any) -> RunResult:
     """One-shot shortcut: `IdeaForge(**settings).run(idea)`; run-level keywords are passed through.
 
     Example:
-        >>> import agent
-        >>> result = agent.run("cozy cabin at night", model="path/to/sd", critique=False)  # doctest: +SKIP
+        >>> import ideaforge
+        >>> result = ideaforge.agent.run("cozy cabin at night", model="path/to/sd", critique=False)  # doctest: +SKIP
     """
     run_keys = {"seed", "init_image", "strength", "spec", "on_event", "cancel"}
     run_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in run_keys}

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.models import Attempt, PromptSpec, RunResult
+from ideaforge.agent.models import Attempt, PromptSpec, RunResult
 
 # produce(round, candidate, spec, seed) -> Attempt: generate, score and save one candidate.
 Produce = Callable[[int, int, PromptSpec, int], Attempt]

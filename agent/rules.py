@@ -10,11 +10,11 @@ import re
 from functools import lru_cache
 from typing import Any
 
-import prompts
-from agent.budget import count, fit_terms, remove_contradictions
-from agent.errors import InputError
-from agent.models import PromptSpec
-from agent.text import detect_language, join_terms, split_terms, stem, words
+from ideaforge import prompts
+from ideaforge.agent.budget import count, fit_terms, remove_contradictions
+from ideaforge.agent.models import PromptSpec
+from ideaforge.agent.text import detect_language, join_terms, split_terms, stem, words
+from ideaforge.errors import InputError
 
 
 @lru_cache(maxsize=1)
@@ -136,14 +136,14 @@ def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) ->
     """Turn a (clean) idea into a prompt spec without any model.
 
     Example:
-        >>> from agent.rules import rules_spec
+        >>> from ideaforge.agent.rules import rules_spec
         >>> spec = rules_spec("a blurry photo of rain")
         >>> spec.positive.startswith("a blurry photo of rain")
         True
         >>> "blurry" in spec.negative
         False
     """
-    from tools.clip_tokenizer import load_clip_tokenizer
+    from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
 
     tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
     v = _vocab()
@@ -208,12 +208,12 @@ def revise_rules(spec: PromptSpec, weak: list[str], tokenizer: Any = None, *, st
     compel. An element already emphasized gains a little more each round, up to `cap`.
 
     Example:
-        >>> from agent.rules import rules_spec, revise_rules
+        >>> from ideaforge.agent.rules import rules_spec, revise_rules
         >>> spec = rules_spec("a red kitten in a basket")
         >>> revise_rules(spec, ["basket"]).positive.split(", ")[0]
         '(basket)1.15'
     """
-    from tools.clip_tokenizer import load_clip_tokenizer
+    from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
 
     tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
     weights: dict[str, float] = {}

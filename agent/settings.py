@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agent.errors import InputError
+from ideaforge.errors import InputError
 
 Engine = Literal["auto", "openai", "rules"]
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]

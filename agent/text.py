@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from agent.errors import InputError
+from ideaforge.errors import InputError
 
 MAX_IDEA_CHARS = 2000
 

@@ -1,1 +1,1 @@
-"""ideaforge's user interfaces: the command line (`app.cli`) and the Streamlit chat (`app.streamlit_app`)."""
+"""ideaforge's user interfaces: the command line (`ideaforge.app.cli`) and the Streamlit chat (`ideaforge.app.streamlit_app`)."""

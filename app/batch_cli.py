@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from app import options
+from ideaforge.app import options
 
 
 def batch(
@@ -61,7 +61,7 @@ def batch(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
 ) -> None:
     """Render every idea of a list into one folder; run it again to resume where it stopped."""
-    from app.cli import friendly
+    from ideaforge.app.cli import friendly
 
     settings = {
         "model": model, "clip_model": clip_model, "engine": engine, "style": style,
@@ -89,8 +89,8 @@ def _run(file: Path, settings: dict[str, Any], loras: list[str], options: dict[s
         TimeRemainingColumn,
     )
 
-    from agent.batch import BatchProgress, run_batch
-    from agent.forge import IdeaForge
+    from ideaforge.agent.forge import IdeaForge
+    from ideaforge.app.batch.run import BatchProgress, run_batch
 
     forge = IdeaForge(loras=loras, **settings)
     console = Console(file=sys.stderr, soft_wrap=True)

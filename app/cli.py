@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from app import options
+from ideaforge.app import options
 
 app = typer.Typer(
     name="ideaforge",
@@ -38,7 +38,7 @@ def friendly(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from agent.errors import IdeaForgeError
+        from ideaforge.errors import IdeaForgeError
 
         try:
             return fn(*args, **kwargs)
@@ -69,8 +69,8 @@ def prompt(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Turn an idea into an optimized positive and negative prompt (no image)."""
-    from agent.chain import PromptChain
-    from agent.settings import load_settings
+    from ideaforge.agent.chain import PromptChain
+    from ideaforge.agent.settings import load_settings
 
     settings = load_settings(
         engine=engine, style=style, llm_base_url=llm_base_url, llm_model=llm_model, llm_method=llm_method
@@ -131,14 +131,14 @@ def generate(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Idea -> optimized prompt -> image(s), scored and revised by the CLIP critic."""
-    from agent.errors import InputError
-    from agent.forge import IdeaForge
-    from agent.models import PromptSpec
+    from ideaforge.agent.forge import IdeaForge
+    from ideaforge.agent.models import PromptSpec
+    from ideaforge.errors import InputError
 
     spec = None
     run_overrides: dict[str, Any] = {}
     if from_image:
-        from tools.metadata import read_record
+        from ideaforge.tools.metadata import read_record
 
         record = (read_record(from_image) or {}).get("ideaforge")
         if not record:
@@ -170,7 +170,7 @@ def generate(
         if value is not None:
             run_overrides[key] = value
     forge.check(**run_overrides)  # bad values fail here, before the prompt stage or any model load
-    from app.progress import Progress
+    from ideaforge.app.progress import Progress
 
     progress = Progress(enabled=not as_json or sys.stderr.isatty())
     try:
@@ -213,8 +213,8 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Show the prompt, seed and settings recorded in an image."""
-    from agent.errors import InputError
-    from tools.metadata import parse_a1111_parameters, read_record
+    from ideaforge.errors import InputError
+    from ideaforge.tools.metadata import parse_a1111_parameters, read_record
 
     data = read_record(image)
     if not data.get("parameters") and not data.get("ideaforge"):
@@ -235,24 +235,24 @@ def info(
 @app.command()
 def styles() -> None:
     """List the style presets."""
-    import prompts
+    from ideaforge import prompts
 
     for name, s in sorted(prompts.styles().items()):
         print(f"{name:15s} {s['description']}")
 
 
-from app.ui_cli import ui  # cheap to import: Streamlit loads only when `ideaforge ui` runs
+from ideaforge.app.ui_cli import ui  # cheap to import: Streamlit loads only when `ideaforge ui` runs
 
 app.command("ui")(ui)
 
-from app.mcp_server import mcp  # cheap to import: the MCP SDK and models load only when it runs
+from ideaforge.app.mcp_server import mcp  # cheap to import: the MCP SDK and models load only when it runs
 
 app.command("mcp")(mcp)
 
-from app.batch_cli import batch  # cheap to import: models and Ray load only when it runs
+from ideaforge.app.batch_cli import batch  # cheap to import: models and Ray load only when it runs
 
 app.command("batch")(batch)
-from app.eval_cli import eval_command  # cheap to import: models load only when it runs
+from ideaforge.app.eval_cli import eval_command  # cheap to import: models load only when it runs
 
 app.command("eval")(eval_command)
 

@@ -101,9 +101,9 @@ def build_server(forge: Any) -> Any:
     from mcp.server.mcpserver import MCPServer
     from mcp_types import ToolAnnotations
 
-    import agent
+    import ideaforge
 
-    server = MCPServer("ideaforge", instructions=INSTRUCTIONS, version=agent.__version__)
+    server = MCPServer("ideaforge", instructions=INSTRUCTIONS, version=ideaforge.__version__)
     writes = {"generate_image"}
     for tool in forge.as_tools():
         hints = ToolAnnotations(
@@ -125,8 +125,8 @@ def mcp(
     dtype: str | None = typer.Option(None, "--dtype", help="float16, bfloat16 or float32."),
 ) -> None:
     """Serve optimize_prompt, generate_image and score_image to MCP clients over stdio."""
-    from agent.errors import IdeaForgeError
-    from agent.forge import IdeaForge
+    from ideaforge.agent.forge import IdeaForge
+    from ideaforge.errors import IdeaForgeError
 
     try:
         forge = IdeaForge(

@@ -17,8 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-import prompts
-from agent import Cancelled, Event, IdeaForge, IdeaForgeError, RunResult, load_settings
+from ideaforge import Cancelled, Event, IdeaForge, IdeaForgeError, RunResult, load_settings, prompts
 
 ENGINES = ["auto", "openai", "rules"]
 NO_STYLE = "none"

@@ -23,8 +23,8 @@ def ui(
     ),
 ) -> None:
     """Open the chat in a browser: an idea in, an image out, follow-ups refine it."""
-    from agent.errors import IdeaForgeError
-    from agent.settings import load_settings
+    from ideaforge.agent.settings import load_settings
+    from ideaforge.errors import IdeaForgeError
 
     given = {"model": model, "clip_model": clip_model, "engine": engine}
     try:
@@ -65,7 +65,7 @@ def ui(
 
 def _preload() -> None:
     """Load the configured models into the tools' shared caches, where the app's first run finds them."""
-    from agent import IdeaForge
+    from ideaforge import IdeaForge
 
     try:
         forge = IdeaForge()

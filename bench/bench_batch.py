@@ -40,7 +40,7 @@ def idea_file() -> Path:
 
 def sample(n: int) -> list[str]:
     """`n` ideas spread over the whole file (all categories), the hand-written multilingual ones included."""
-    from agent.batch_io import read_ideas
+    from ideaforge.app.batch.readers import read_ideas
 
     rows = [r.idea for r in read_ideas(idea_file()).rows]
     step = len(rows) / n
@@ -55,8 +55,8 @@ def write_tsv(path: Path, ideas: list[str]) -> Path:
 
 
 def whole_runs(model: str, ideas: list[str], batch_size: int, repeats: int, tmp: Path) -> None:
-    from agent import IdeaForge
-    from agent.batch import run_batch
+    from ideaforge import IdeaForge
+    from ideaforge.app.batch.run import run_batch
 
     path = write_tsv(tmp / "ideas.tsv", ideas)
     rates: dict[int, list[float]] = {batch_size: [], 1: []}
@@ -78,7 +78,7 @@ def whole_runs(model: str, ideas: list[str], batch_size: int, repeats: int, tmp:
 
 
 def pipeline_only(model: str, batch_size: int, repeats: int) -> None:
-    from tools.diffusion import DiffusionTool, GenerationParams, ImageRequest
+    from ideaforge.tools.diffusion import DiffusionTool, GenerationParams, ImageRequest
 
     tool = DiffusionTool(model, device="cpu").load()
     tool.max_batch = batch_size
@@ -105,12 +105,12 @@ def pipeline_only(model: str, batch_size: int, repeats: int) -> None:
 
 
 def kill_and_resume(model: str, n: int, batch_size: int, tmp: Path) -> None:
-    from tests.test_batch import check_folder
+    from test_batch import check_folder
 
     ideas = sample(n)
     path = write_tsv(tmp / "ideas200.tsv", ideas)
     out = tmp / "out200"
-    args = [sys.executable, "-m", "app.cli", "batch", str(path), "--out", str(out), "--model", model,
+    args = [sys.executable, "-m", "ideaforge.app.cli", "batch", str(path), "--out", str(out), "--model", model,
             "--engine", "rules", "--no-critique", "--steps", "2", "--size", "64x64",
             "--batch-size", str(batch_size), "--json"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "IDEAFORGE_"))}
@@ -167,8 +167,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-
-    from tests.tiny_models import build_tiny_sd
+    from tiny_models import build_tiny_sd
 
     torch.set_num_threads(1)  # tiny models: extra threads only spin on a small machine
     print(f"torch={torch.__version__} threads={torch.get_num_threads()} cpus={os.cpu_count()}")

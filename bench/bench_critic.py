@@ -44,9 +44,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from tiny_clip import build_tiny_clip
 
-    from tests.tiny_clip import build_tiny_clip
-    from tools.critic import CLIPCritic, clear_cache
+    from ideaforge.tools.critic import CLIPCritic, clear_cache
 
     with tempfile.TemporaryDirectory() as tmp:
         model = str(build_tiny_clip(Path(tmp) / "tiny-clip"))

@@ -38,7 +38,7 @@ def run(
 ) -> dict:
     import torch
 
-    from agent import IdeaForge
+    from ideaforge import IdeaForge
 
     forge = IdeaForge(
         model=model,
@@ -136,11 +136,11 @@ def main() -> None:
         tmp = Path(name)
         model, clip_model = args.model, args.clip_model
         if model is None:
-            from tests.tiny_models import build_tiny_sd
+            from tiny_models import build_tiny_sd
 
             model = str(build_tiny_sd(tmp / "tiny-sd"))
         if clip_model is None:
-            from tests.tiny_clip import build_tiny_clip
+            from tiny_clip import build_tiny_clip
 
             clip_model = str(build_tiny_clip(tmp / "tiny-clip"))
         result = run(

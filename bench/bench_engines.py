@@ -5,8 +5,8 @@ For every idea in ../shared/ideas/public_ideas.tsv (tests/data/public_ideas.tsv 
 
 - median and p95 latency per idea;
 - the share of specs within CLIP's 77-token budget (positive and negative each counted with
-  `tools.clip_tokenizer.count_tokens`, BOS and EOS included);
-- contradictions: specs whose negative prompt holds a content word of the idea (compared by `agent.text.stem`,
+  `ideaforge.tools.clip_tokenizer.count_tokens`, BOS and EOS included);
+- contradictions: specs whose negative prompt holds a content word of the idea (compared by `ideaforge.agent.text.stem`,
   stopwords from `prompts/vocabulary.json` excluded);
 - content-word recall: the share of the idea's content words found in the positive prompt (mean over ideas);
 - added descriptive terms: comma-separated positive terms that share no content word with the idea (mean).
@@ -55,21 +55,21 @@ class Metrics:
     """The prompt figures, computed the same way for every engine."""
 
     def __init__(self) -> None:
-        import prompts
-        from tools.clip_tokenizer import load_clip_tokenizer
+        from ideaforge import prompts
+        from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
 
         self.stopwords = set(prompts.vocabulary()["stopwords"])
         self.tokenizer = load_clip_tokenizer()
 
     def content(self, text: str) -> set[str]:
-        from agent.text import stem, words
+        from ideaforge.agent.text import stem, words
 
         return {stem(w) for w in words(text) if w not in self.stopwords}
 
     def measure(self, idea_en: str, positive: str, negative: str) -> dict[str, Any]:
-        from agent.text import split_terms
-        from tools.clip_tokenizer import count_tokens
-        from tools.diffusion import plain_prompt
+        from ideaforge.agent.text import split_terms
+        from ideaforge.tools.clip_tokenizer import count_tokens
+        from ideaforge.tools.diffusion import plain_prompt
 
         idea = self.content(idea_en)
         pos_tokens = count_tokens(plain_prompt(positive), self.tokenizer)
@@ -90,8 +90,9 @@ class Metrics:
 
 def canned_reply(request: dict[str, Any]) -> Any:
     """FakeOpenAI's answer: the idea of the request's last `Idea:` message, echoed with canned terms."""
-    from agent.text import words
-    from tests.llm_server import Reply
+    from llm_server import Reply
+
+    from ideaforge.agent.text import words
 
     idea = ""
     for message in reversed(request.get("messages", [])):
@@ -129,9 +130,10 @@ def summarize(rows: list[dict[str, Any]], seconds: list[float]) -> dict[str, Any
 
 
 def run(limit: int | None, method: str) -> dict[str, Any]:
-    from agent.chain import PromptChain
-    from agent.settings import load_settings
-    from tests.llm_server import FakeOpenAI
+    from llm_server import FakeOpenAI
+
+    from ideaforge.agent.chain import PromptChain
+    from ideaforge.agent.settings import load_settings
 
     path = _common.idea_file()
     ideas = read_ideas(path, limit)

@@ -32,7 +32,7 @@ def run(
     import torch
     from PIL import Image
 
-    from agent import IdeaForge
+    from ideaforge import IdeaForge
 
     forge = IdeaForge(
         model=model,
@@ -112,7 +112,7 @@ def version_lookups_ms() -> float:
     """What asking for the package versions that each image's record carries costs, as the save path does."""
     import time
 
-    from tools.metadata import package_versions
+    from ideaforge.tools.metadata import package_versions
 
     samples = []
     for _ in range(20):
@@ -142,7 +142,7 @@ def report(r: dict) -> str:
             f"{r['forge_rest_median_ms']:.1f} ms (medians)"
         ),
         (
-            f"  package-version look-ups for one image's records (tools.metadata.package_versions): {r['version_lookups_ms']:.1f} ms"
+            f"  package-version look-ups for one image's records (ideaforge.tools.metadata.package_versions): {r['version_lookups_ms']:.1f} ms"
         ),
         f"bare pipe(...)                    median {r['b_median']:.4f} s  (min {r['b_min']:.4f})",
         (
@@ -172,7 +172,7 @@ def main() -> None:
         tmp = Path(name)
         model = args.model
         if model is None:
-            from tests.tiny_models import build_tiny_sd
+            from tiny_models import build_tiny_sd
 
             model = str(build_tiny_sd(tmp / "tiny-sd"))
         result = run(

@@ -41,11 +41,11 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from tools.diffusion import DiffusionTool, GenerationParams, ImageRequest
+    from ideaforge.tools.diffusion import DiffusionTool, GenerationParams, ImageRequest
 
     model = args.model
     if model is None:
-        from tests.tiny_models import build_tiny_sd
+        from tiny_models import build_tiny_sd
 
         model = str(build_tiny_sd(Path(tempfile.mkdtemp(prefix="ideaforge-bench-")) / "tiny-sd"))
     tool = DiffusionTool(model).load()

@@ -31,9 +31,8 @@ def build_sd15_shaped(directory: str | Path) -> Path:
     """Write an SD 1.5-shaped diffusers folder with random weights (see the module docstring)."""
     import torch
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from tiny_models import _tokenizer
     from transformers import CLIPTextConfig, CLIPTextModel
-
-    from tests.tiny_models import _tokenizer
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -121,7 +120,7 @@ def build_clip_b32_shaped(directory: str | Path) -> Path:
     except ImportError:  # transformers 4
         from transformers import CLIPImageProcessor as ImageProcessor
 
-    from tools.clip_tokenizer import load_clip_tokenizer
+    from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
 
     config = CLIPConfig(
         text_config={
@@ -162,8 +161,8 @@ def build_clip_b32_shaped(directory: str | Path) -> Path:
 
 def ensure(root: str | Path, names: tuple[str, ...] = NAMES) -> dict[str, str]:
     """Build each named model under `root` unless a complete build is already there; returns name -> folder."""
-    from tests.tiny_clip import build_tiny_clip
-    from tests.tiny_models import build_tiny_sd
+    from tiny_clip import build_tiny_clip
+    from tiny_models import build_tiny_sd
 
     builders = {
         "tiny-sd": build_tiny_sd,

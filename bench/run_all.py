@@ -454,7 +454,7 @@ def render(
     w(
         "Fresh processes (`bench_cold_warm.py` starts each one itself): the first `IdeaForge.run` pays for importing "
         "torch/diffusers/transformers and loading the models; later calls must not. Inside each process the loaders "
-        "(`tools.diffusion._load_pipeline`, `tools.critic._load`) are wrapped to count and time real loads, and the "
+        "(`ideaforge.tools.diffusion._load_pipeline`, `ideaforge.tools.critic._load`) are wrapped to count and time real loads, and the "
         "pipeline and CLIP objects are compared by identity across calls and with a second `IdeaForge` of the same "
         "settings. The models are in the page cache (just built), so this is a cold process, not a cold disk; "
         '"pipeline load" includes importing diffusers\' pipeline classes, which happens inside it.\n'
@@ -488,7 +488,7 @@ def render(
         "Every idea of `../shared/ideas/public_ideas.tsv` (1,224 PartiPrompts prompts and 18 hand-written "
         "multilingual ideas), engines alternating idea by idea. Columns: median and p95 latency of "
         "`PromptChain.optimize`; share of specs whose positive and negative are both within 77 CLIP tokens (counted "
-        "with `tools.clip_tokenizer`); contradictions (specs whose negative holds a content word of the idea, by "
+        "with `ideaforge.tools.clip_tokenizer`); contradictions (specs whose negative holds a content word of the idea, by "
         "stem); content-word recall (share of the idea's content words kept in the positive); added descriptive terms "
         "(positive terms sharing no content word with the idea, per prompt); median token counts.\n"
     )

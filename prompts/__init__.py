@@ -1,6 +1,6 @@
 """Prompts are data: templates (*.md), few-shot examples (*.jsonl), style and negative presets (*.json).
 
-This module only loads them. Templates become LangChain `ChatPromptTemplate`s in `agent.chain`.
+This module only loads them. Templates become LangChain `ChatPromptTemplate`s in `ideaforge.agent.chain`.
 """
 
 from __future__ import annotations

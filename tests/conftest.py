@@ -28,7 +28,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def clip_tokenizer():
-    from tools.clip_tokenizer import load_clip_tokenizer
+    from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
 
     return load_clip_tokenizer()
 
@@ -36,7 +36,7 @@ def clip_tokenizer():
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real CLIP tokenizer folder (vocab.json, merges.txt, configs), built offline."""
-    from tools.clip_tokenizer import write_clip_tokenizer
+    from ideaforge.tools.clip_tokenizer import write_clip_tokenizer
 
     return write_clip_tokenizer(tmp_path_factory.mktemp("tokenizer") / "tokenizer")
 
@@ -44,7 +44,7 @@ def tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random CLIPModel + CLIPProcessor saved to a folder, loadable as `--clip-model DIR`."""
-    from tests.tiny_clip import build_tiny_clip
+    from tiny_clip import build_tiny_clip
 
     return build_tiny_clip(tmp_path_factory.mktemp("clip") / "tiny-clip")
 
@@ -63,7 +63,7 @@ def _single_thread_torch() -> None:
 @pytest.fixture(scope="session")
 def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random SD 1.x-shaped diffusers folder (64x64 default size), to load as `--model DIR`."""
-    from tests.tiny_models import build_tiny_sd
+    from tiny_models import build_tiny_sd
 
     _single_thread_torch()
     return build_tiny_sd(tmp_path_factory.mktemp("models") / "tiny-sd")
@@ -72,7 +72,7 @@ def tiny_sd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_sdxl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random SDXL-shaped diffusers folder (two text encoders), to load as `--model DIR`."""
-    from tests.tiny_models import build_tiny_sdxl
+    from tiny_models import build_tiny_sdxl
 
     _single_thread_torch()
     return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-xl")

@@ -1,7 +1,7 @@
 """Deterministic test doubles for the loop's logic: a "shapes world".
 
 `ShapesGenerator` draws every "<colour> <shape>" the prompt names; `ShapesScorer` detects them by colour, scores
-each element high when it is there and low when not, and critiques with the real `tools.critic.critique`.
+each element high when it is there and low when not, and critiques with the real `ideaforge.tools.critic.critique`.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class ShapesScorer:
         self.calls = 0
 
     def score(self, images, idea, elements):
-        from tools.critic import ImageScore, critique
+        from ideaforge.tools.critic import ImageScore, critique
 
         out = []
         for img in images:

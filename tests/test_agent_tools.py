@@ -16,9 +16,9 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from agent import IdeaForge, InputError, PromptSpec, RunResult
-from agent.forge import Event
-from tools.metadata import read_record
+from ideaforge import IdeaForge, InputError, PromptSpec, RunResult
+from ideaforge.agent.forge import Event
+from ideaforge.tools.metadata import read_record
 
 IDEA = "a red kitten in a basket"
 
@@ -141,7 +141,7 @@ def test_openai_tool_schema(name: str, required: list[str], optional: set[str]) 
 
 
 def test_style_description_lists_the_presets() -> None:
-    import prompts
+    from ideaforge import prompts
 
     schema = convert_to_openai_tool(tools_by_name(IdeaForge(engine="rules"))["generate_image"])
     description = schema["function"]["parameters"]["properties"]["style"]["description"]

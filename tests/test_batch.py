@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from agent import IdeaForge
-from agent.batch import BatchProgress, idea_seed, plan_jobs, run_batch
-from agent.batch_io import read_ideas
-from agent.batch_store import MANIFEST, Store
-from agent.errors import GenerationError, InputError
-from tools.metadata import read_record
+from ideaforge import IdeaForge
+from ideaforge.app.batch.readers import read_ideas
+from ideaforge.app.batch.run import BatchProgress, idea_seed, plan_jobs, run_batch
+from ideaforge.app.batch.store import MANIFEST, Store
+from ideaforge.errors import GenerationError, InputError
+from ideaforge.tools.metadata import read_record
 
 PUBLIC = Path(__file__).resolve().parent / "data" / "public_ideas.tsv"
 REPO = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ class Recording:
     """The real tiny pipeline behind a wrapper that records calls and fails each call holding `poison`."""
 
     def __init__(self, model: Path, poison: str | None = None) -> None:
-        from tools.diffusion import DiffusionTool
+        from ideaforge.tools.diffusion import DiffusionTool
 
         self.tool = DiffusionTool(str(model), device="cpu").load()
         self.poison = poison
@@ -298,7 +298,7 @@ def test_batched_and_one_by_one_runs_give_the_same_pixels(tiny_sd_dir: Path, tmp
 def test_prompts_are_counted_with_a_copy_of_the_pipelines_tokenizer(tiny_sd_dir: Path, tmp_path: Path) -> None:
     """Prompts are made while images render: one tokenizer used by both threads at once can hand the pipeline
     an unpadded sequence, so the chain gets its own copy."""
-    from agent.budget import count
+    from ideaforge.agent.budget import count
 
     generator = Recording(tiny_sd_dir)
     forge = IdeaForge(generator=generator, **make_forge(tiny_sd_dir, tmp_path / "out")._given)
@@ -454,7 +454,7 @@ def clean_env() -> dict[str, str]:
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", "batch", *args], check=False, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ideaforge.app.cli", "batch", *args], check=False, capture_output=True,
                           text=True, env=clean_env(), timeout=timeout, cwd=REPO)
 
 
@@ -480,7 +480,7 @@ def test_cli_exit_status_and_summary(tiny_sd_dir: Path, tmp_path: Path) -> None:
 
 
 def test_help_loads_neither_torch_nor_ray() -> None:
-    code = ("import sys\nfrom typer.testing import CliRunner\nfrom app.cli import app\n"
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom ideaforge.app.cli import app\n"
             "r = CliRunner().invoke(app, ['batch', '--help'])\n"
             "assert r.exit_code == 0 and '--executor' in r.output\n"
             "print(sorted(m for m in ('torch', 'ray', 'diffusers', 'transformers') if m in sys.modules))")
@@ -499,7 +499,7 @@ def test_sigkill_at_several_points_then_resume_loses_and_repeats_nothing(tiny_sd
     ideas = public_ideas(14, start=500) + public_ideas(4, start=1238)  # PartiPrompts, then multilingual ideas
     path = write_tsv(tmp_path / "ideas.tsv", ideas)
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "app.cli", "batch", str(path), "--out", str(out),
+    args = [sys.executable, "-m", "ideaforge.app.cli", "batch", str(path), "--out", str(out),
             "--model", str(tiny_sd_dir), "--engine", "rules", "--no-critique", "--steps", "2", "--size", "64x64", "--batch-size", "2"]
     env = clean_env()
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_batch import check_folder, make_forge, public_ideas
 
-from agent.batch import idea_seed, run_batch
-from tests.test_batch import check_folder, make_forge, public_ideas
+from ideaforge.app.batch.run import idea_seed, run_batch
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.batch_io import read_ideas
-from agent.errors import InputError
-from agent.text import clean_idea
+from ideaforge.agent.text import clean_idea
+from ideaforge.app.batch.readers import read_ideas
+from ideaforge.errors import InputError
 
 # Ideas as people type them: any printable text in any script, at most 200 characters, not only blanks.
 ideas = st.text(

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tools.metadata import read_record
+from ideaforge.tools.metadata import read_record
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -77,7 +77,7 @@ def server(tiny_sd_dir: Path, tiny_clip_dir: Path, tmp_path: Path) -> Iterator[t
         "OMP_NUM_THREADS": "1",  # tiny models: threads only add spin-waiting
     }
     ideaforge = shutil.which("ideaforge", path=str(Path(sys.executable).parent))
-    command = [ideaforge] if ideaforge else [sys.executable, "-m", "app.cli"]
+    command = [ideaforge] if ideaforge else [sys.executable, "-m", "ideaforge.app.cli"]
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
         [*command, "ui", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path

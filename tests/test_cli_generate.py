@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-EXE = [sys.executable, "-m", "app.cli"]
+EXE = [sys.executable, "-m", "ideaforge.app.cli"]
 
 
 def run(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -8,10 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from llm_server import FakeOpenAI
 
-from tests.llm_server import FakeOpenAI
-
-EXE = [sys.executable, "-m", "app.cli"]
+EXE = [sys.executable, "-m", "ideaforge.app.cli"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -68,9 +67,9 @@ def test_openai_base_url_env_selects_openai_in_auto() -> None:
 
 def test_help_and_import_do_not_load_heavy_modules() -> None:
     code = (
-        "import sys, agent, app.cli\n"
+        "import sys, agent, ideaforge.app.cli\n"
         "from typer.testing import CliRunner\n"
-        "r = CliRunner().invoke(app.cli.app, ['--help'])\n"
+        "r = CliRunner().invoke(ideaforge.app.cli.app, ['--help'])\n"
         "assert r.exit_code == 0, r.output\n"
         "print(sorted(m for m in ('torch', 'diffusers', 'streamlit', 'transformers') if m in sys.modules))"
     )

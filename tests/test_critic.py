@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from agent.errors import InputError, ModelNotFoundError
-from tools.critic import (
+from ideaforge.errors import InputError, ModelNotFoundError
+from ideaforge.tools.critic import (
     FALLBACK_THRESHOLD,
     KNOWN_THRESHOLDS,
     CLIPCritic,
@@ -255,7 +255,7 @@ def test_concurrent_loads_share_one_model(tiny_clip_dir: Path):
 
 
 def test_importing_the_critic_does_not_import_torch():
-    code = "import sys, tools.critic; print('torch' in sys.modules, 'transformers' in sys.modules)"
+    code = "import sys, ideaforge.tools.critic; print('torch' in sys.modules, 'transformers' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
@@ -263,7 +263,7 @@ def test_importing_the_critic_does_not_import_torch():
 def test_docstring_examples_run():
     import doctest
 
-    import tools.critic
+    import ideaforge.tools.critic
 
-    result = doctest.testmod(tools.critic)
+    result = doctest.testmod(ideaforge.tools.critic)
     assert result.failed == 0 and result.attempted >= 4

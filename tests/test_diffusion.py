@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.errors import Cancelled, InputError, ModelNotFoundError
-from tools.diffusion import (
+from ideaforge.errors import Cancelled, InputError, ModelNotFoundError
+from ideaforge.tools.diffusion import (
     DiffusionTool,
     GenerationParams,
     ImageRequest,
@@ -141,7 +141,7 @@ def test_progress_events_arrive_for_every_step_with_previews(tool: DiffusionTool
 
 
 def test_tiny_autoencoder_gives_full_size_previews(tiny_sd_dir: Path, tmp_path: Path) -> None:
-    from tests.tiny_models import build_tiny_taesd
+    from tiny_models import build_tiny_taesd
 
     taesd = build_tiny_taesd(tmp_path / "taesd")
     previewed = DiffusionTool(str(tiny_sd_dir), device="cpu", preview_vae=str(taesd))
@@ -253,7 +253,7 @@ def test_scheduler_names_and_aliases() -> None:
 def test_each_scheduler_name_runs_its_diffusers_class(tool: DiffusionTool, name: str) -> None:
     import diffusers
 
-    from tools.diffusion import _data
+    from ideaforge.tools.diffusion import _data
 
     spec = _data()["schedulers"][name]
     result = tool.generate([KITTEN], FAST.model_copy(update={"scheduler": name}))[0]
@@ -385,7 +385,7 @@ def test_bad_device_and_dtype_names(tiny_sd_dir: Path) -> None:
 
 def test_import_is_cheap() -> None:
     code = (
-        "import sys, tools.diffusion, tools.metadata; "
+        "import sys, ideaforge.tools.diffusion, ideaforge.tools.metadata; "
         "print(sorted({'torch', 'diffusers', 'transformers'} & set(sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -408,7 +408,7 @@ def test_tiny_sdxl_pipeline_generates(tiny_sdxl_dir: Path) -> None:
 
 
 def test_single_file_checkpoint_round_trip(tiny_sd_dir: Path, tmp_path: Path, tool: DiffusionTool) -> None:
-    from tests.tiny_models import build_tiny_single_file, single_file_config_dir
+    from tiny_models import build_tiny_single_file, single_file_config_dir
 
     checkpoint = build_tiny_single_file(tmp_path / "tiny.safetensors", source=tiny_sd_dir)
     configs = single_file_config_dir(checkpoint)
@@ -443,7 +443,7 @@ def test_img2img_reuses_the_loaded_modules(tool: DiffusionTool, tmp_path: Path) 
 
 
 def test_safety_checker_flags_are_recorded_and_can_be_turned_off(tmp_path: Path) -> None:
-    from tests.tiny_models import build_tiny_sd
+    from tiny_models import build_tiny_sd
 
     checked = build_tiny_sd(tmp_path / "checked", safety_checker=True)  # its checker flags every image
     flagged = DiffusionTool(str(checked), device="cpu").generate([KITTEN], FAST)[0]
@@ -460,7 +460,7 @@ def test_safety_checker_flags_are_recorded_and_can_be_turned_off(tmp_path: Path)
 def test_lora_changes_the_image_and_scale_zero_does_not(
     tool: DiffusionTool, tiny_sd_dir: Path, tmp_path: Path
 ) -> None:
-    from tests.tiny_models import build_tiny_lora
+    from tiny_models import build_tiny_lora
 
     lora = build_tiny_lora(tmp_path / "lora", tiny_sd_dir)
     base = tool.generate([KITTEN], FAST)[0]

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from agent.evaluate import EvalRow, bootstrap_ci, summarize
+from ideaforge.app.evaluate import EvalRow, bootstrap_ci, summarize
 
 
 def test_eval_runs_three_arms_and_writes_csv_markdown_and_chart(tiny_sd_dir, tiny_clip_dir, tmp_path) -> None:
@@ -16,7 +16,7 @@ def test_eval_runs_three_arms_and_writes_csv_markdown_and_chart(tiny_sd_dir, tin
                      "a blue bicycle\tVehicles\n", encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "IDEAFORGE_")) or k == "IDEAFORGE_CACHE"}
     out = subprocess.run(
-        [sys.executable, "-m", "app.cli", "eval", str(ideas), "--model", str(tiny_sd_dir), "--clip-model",
+        [sys.executable, "-m", "ideaforge.app.cli", "eval", str(ideas), "--model", str(tiny_sd_dir), "--clip-model",
          str(tiny_clip_dir), "--steps", "2", "--size", "64x64", "--limit", "2", "--seeds", "2", "--max-attempts", "2",
          "--out", str(tmp_path / "eval"), "--json"],
         capture_output=True, text=True, env=env, timeout=600,

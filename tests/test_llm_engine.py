@@ -6,11 +6,11 @@ import json
 import time
 
 import pytest
+from llm_server import GOOD, FakeOpenAI, Reply
 
-from agent.chain import PromptChain, idea_prompt, refine_prompt, resolve_engine, revise_prompt
-from agent.errors import InputError
-from agent.settings import load_settings
-from tests.llm_server import GOOD, FakeOpenAI, Reply
+from ideaforge.agent.chain import PromptChain, idea_prompt, refine_prompt, resolve_engine, revise_prompt
+from ideaforge.agent.settings import load_settings
+from ideaforge.errors import InputError
 
 
 @pytest.fixture

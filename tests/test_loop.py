@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from doubles import ABSENT, PRESENT, ShapesGenerator, ShapesScorer
 
-from agent import IdeaForge, RunResult
-from agent.chain import PromptChain
-from agent.models import PromptSpec
-from agent.settings import load_settings
-from tests.doubles import ABSENT, PRESENT, ShapesGenerator, ShapesScorer
-from tools.metadata import read_record
+from ideaforge import IdeaForge, RunResult
+from ideaforge.agent.chain import PromptChain
+from ideaforge.agent.models import PromptSpec
+from ideaforge.agent.settings import load_settings
+from ideaforge.tools.metadata import read_record
 
 IDEA = "a red circle next to a blue square"
 
@@ -113,7 +113,7 @@ def test_everything_is_recorded_and_serializes(tmp_path) -> None:
 
 
 def test_bad_run_options_fail_before_generating(tmp_path) -> None:
-    from agent.errors import InputError
+    from ideaforge.errors import InputError
 
     f, gen, _ = forge(tmp_path)
     for bad in ({"size": "100x64"}, {"steps": 0}, {"seed": -1}, {"model": "x"}, {"colour": "red"}):

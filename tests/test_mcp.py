@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from agent import IdeaForge
+from ideaforge import IdeaForge
 
 ROOT = Path(__file__).resolve().parent.parent
 IDEA = "a red kitten in a basket"
@@ -24,7 +24,7 @@ def serve(env: dict[str, str], log: Path, session_fn: Any) -> Any:
     from mcp import ClientSession, StdioServerParameters, stdio_client
 
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "app.cli", "mcp"], cwd=str(ROOT),
+        command=sys.executable, args=["-m", "ideaforge.app.cli", "mcp"], cwd=str(ROOT),
         env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
              "IDEAFORGE_CACHE": os.environ["IDEAFORGE_CACHE"], **env},
     )
@@ -103,7 +103,7 @@ def test_list_tools_generate_image_and_errors_over_stdio(env: dict[str, str], tm
 def test_bad_options_stop_the_server_before_it_serves() -> None:
     from typer.testing import CliRunner
 
-    from app.cli import app
+    from ideaforge.app.cli import app
 
     result = CliRunner().invoke(app, ["mcp", "--size", "100x7"])
     assert result.exit_code == 2 and "size 100x7 is invalid" in result.output

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from agent.errors import InputError
-from tools.metadata import (
+from ideaforge.errors import InputError
+from ideaforge.tools.metadata import (
     a1111_parameters,
     parse_a1111_parameters,
     read_record,
@@ -298,7 +298,7 @@ def test_generated_image_round_trips_and_reproduces_from_its_record(
 ) -> None:
     from sd_parsers import ParserManager
 
-    from tools.diffusion import DiffusionTool, GenerationParams, ImageRequest
+    from ideaforge.tools.diffusion import DiffusionTool, GenerationParams, ImageRequest
 
     tool = DiffusionTool(str(tiny_sd_dir), device="cpu")
     params = GenerationParams(steps=2, width=64, height=64, scheduler="euler_a")

@@ -11,17 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
+from doubles import ShapesGenerator, ShapesScorer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import IdeaForge
-from agent.errors import GenerationError, InputError, ModelNotFoundError
-from agent.models import LLMSpec
-from agent.rules import rules_spec
-from tests.doubles import ShapesGenerator, ShapesScorer
-from tools.clip_tokenizer import count_tokens
+from ideaforge import IdeaForge
+from ideaforge.agent.models import LLMSpec
+from ideaforge.agent.rules import rules_spec
+from ideaforge.errors import GenerationError, InputError, ModelNotFoundError
+from ideaforge.tools.clip_tokenizer import count_tokens
 
-EXE = [sys.executable, "-m", "app.cli"]
+EXE = [sys.executable, "-m", "ideaforge.app.cli"]
 SECRET = "sk-planted-SECRET-0123456789abcdef"
 
 
@@ -97,7 +97,7 @@ ODD_IDEAS = [
 
 @pytest.mark.parametrize("idea", ODD_IDEAS)
 def test_odd_but_valid_ideas_give_a_clean_spec_within_budget(idea, clip_tokenizer) -> None:
-    from agent.text import clean_idea
+    from ideaforge.agent.text import clean_idea
 
     spec = rules_spec(clean_idea(idea), tokenizer=clip_tokenizer)
     assert spec.positive and count_tokens(spec.positive, clip_tokenizer) <= 77
@@ -222,7 +222,7 @@ def test_sigint_during_a_cli_run_keeps_only_whole_images(tiny_sd_dir, tiny_clip_
     assert "interrupted; nothing partial was written; kept" in err and "Traceback" not in err
     from PIL import Image
 
-    from tools.metadata import read_record
+    from ideaforge.tools.metadata import read_record
 
     for path in files_in(out_dir):
         assert path.suffix == ".png" and not path.name.startswith(".")  # no temporary leftovers
@@ -234,7 +234,7 @@ def test_sigint_during_a_cli_run_keeps_only_whole_images(tiny_sd_dir, tiny_clip_
 
 # -- security -------------------------------------------------------------------------------------------------
 def test_planted_api_key_appears_in_no_output(tiny_sd_dir, tiny_clip_dir, tmp_path) -> None:
-    from tests.llm_server import FakeOpenAI, Reply
+    from llm_server import FakeOpenAI, Reply
 
     out_dir = tmp_path / "out"
     with FakeOpenAI() as server:
@@ -305,8 +305,8 @@ def test_llm_reply_parser_accepts_only_clean_specs(reply) -> None:
 def test_chain_parse_of_any_raw_reply_never_raises(raw) -> None:
     from langchain_core.messages import AIMessage
 
-    from agent.chain import PromptChain
-    from agent.settings import load_settings
+    from ideaforge.agent.chain import PromptChain
+    from ideaforge.agent.settings import load_settings
 
     chain = PromptChain(load_settings(engine="rules"))
     reply = chain._parse({"raw": AIMessage(content=raw), "parsed": None, "parsing_error": ValueError(raw[:50])})

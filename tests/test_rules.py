@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 
 import pytest
+from conftest import DATA
 
-import prompts
-from agent.errors import InputError
-from agent.rules import _vocab, categories, extract_elements, rules_spec
-from agent.text import words
-from tests.conftest import DATA
-from tools.clip_tokenizer import count_tokens
+from ideaforge import prompts
+from ideaforge.agent.rules import _vocab, categories, extract_elements, rules_spec
+from ideaforge.agent.text import words
+from ideaforge.errors import InputError
+from ideaforge.tools.clip_tokenizer import count_tokens
 
 IDEAS = list(csv.DictReader(open(DATA / "public_ideas.tsv", encoding="utf-8"), delimiter="\t"))
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from agent.errors import InputError
-from agent.settings import load_settings, parse_size
+from ideaforge.agent.settings import load_settings, parse_size
+from ideaforge.errors import InputError
 
 
 def test_defaults() -> None:

@@ -14,7 +14,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tools.metadata import read_record
+from ideaforge.tools.metadata import read_record
 
 APP = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
 IDEA = "a red kitten in a basket"

@@ -1,6 +1,6 @@
 """The CLIP tokenizer built offline from the bundled BPE file is OpenAI's."""
 
-from tools.clip_tokenizer import count_tokens, load_clip_tokenizer, write_clip_tokenizer
+from ideaforge.tools.clip_tokenizer import count_tokens, load_clip_tokenizer, write_clip_tokenizer
 
 
 def test_vocabulary_and_ids_match_openai_clip(clip_tokenizer) -> None:

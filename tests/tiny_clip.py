@@ -25,7 +25,7 @@ def build_tiny_clip(directory: str | Path, *, seed: int = 2) -> Path:
     except ImportError:  # transformers 4
         from transformers import CLIPImageProcessor as ImageProcessor
 
-    from tools.clip_tokenizer import CLIP_MAX_TOKENS, VOCAB_SIZE, load_clip_tokenizer
+    from ideaforge.tools.clip_tokenizer import CLIP_MAX_TOKENS, VOCAB_SIZE, load_clip_tokenizer
 
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ BOS, EOS = 49406, 49407
 def _tokenizer() -> Any:
     from transformers import CLIPTokenizer
 
-    from tools.clip_tokenizer import CLIP_MAX_TOKENS, write_clip_tokenizer
+    from ideaforge.tools.clip_tokenizer import CLIP_MAX_TOKENS, write_clip_tokenizer
 
     return CLIPTokenizer.from_pretrained(str(write_clip_tokenizer()), model_max_length=CLIP_MAX_TOKENS)
 

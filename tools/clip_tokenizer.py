@@ -61,7 +61,7 @@ def write_clip_tokenizer(directory: str | os.PathLike[str] | None = None) -> Pat
     With no directory, a content-addressed folder under the ideaforge cache is used and reused. The folder is
     written to a temporary name and renamed into place, so concurrent callers never see half a tokenizer.
     """
-    bpe = resources.files("tools").joinpath("data", _BPE_FILE).read_bytes()
+    bpe = resources.files("ideaforge.tools").joinpath("data", _BPE_FILE).read_bytes()
     if directory is None:
         digest = hashlib.sha256(bpe).hexdigest()[:16]
         target = _cache_root() / f"clip-tokenizer-{digest}"

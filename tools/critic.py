@@ -5,7 +5,7 @@ and one per element of the spec (decomposed scoring, as in OPT2I). The critique 
 below the others, in words the reviser can act on.
 
 Example (needs the CLIP weights, so not run here; `critique` and `default_threshold` below are):
-    >>> from tools.critic import CLIPCritic
+    >>> from ideaforge.tools.critic import CLIPCritic
     >>> critic = CLIPCritic("openai/clip-vit-base-patch32").load()  # doctest: +SKIP
     >>> [s] = critic.score([image], "a red kitten in a basket", ["red kitten", "basket"])  # doctest: +SKIP
     >>> passed, missing = s.idea >= critic.threshold, s.critique.weak  # doctest: +SKIP
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError, ModelNotFoundError
+from ideaforge.errors import InputError, ModelNotFoundError
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agent.errors import Cancelled, GenerationError, IdeaForgeError, InputError, ModelNotFoundError
+from ideaforge.errors import Cancelled, GenerationError, IdeaForgeError, InputError, ModelNotFoundError
 
 MAX_SIDE = 4096
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
@@ -57,7 +57,7 @@ _DTYPES = {
 
 @lru_cache(maxsize=1)
 def _data() -> dict[str, Any]:
-    text = resources.files("tools").joinpath("data", "profiles.json").read_text(encoding="utf-8")
+    text = resources.files("ideaforge.tools").joinpath("data", "profiles.json").read_text(encoding="utf-8")
     return json.loads(text)
 
 

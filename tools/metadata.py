@@ -28,7 +28,7 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError
+from ideaforge.errors import InputError
 
 A1111_KEY = "parameters"
 RECORD_KEY = "ideaforge"

@@ -1,14 +1,14 @@
 """`ideaforge batch`: many ideas, the model loaded once, batched generation, a folder that survives a kill.
 
-The flow: read the idea list (`agent.batch_io`) -> plan every row (validate its options, fix its seed, compute
-its resume key) -> open the output folder (`agent.batch_store`: repair what a killed run left, find what is
+The flow: read the idea list (`ideaforge.app.batch.readers`) -> plan every row (validate its options, fix its seed, compute
+its resume key) -> open the output folder (`ideaforge.app.batch.store`: repair what a killed run left, find what is
 done) -> the prompt stage for what is left (`PromptChain.batch`, concurrent LLM calls) -> every idea through
 `IdeaForge.run`, critic loop included, in worker threads whose `generate()` calls a `Batcher` merges into
 batched pipeline calls -> each idea's lines appended when its images are in place. So round 1 of every idea is
 batched, and revision rounds are batched with whichever ideas need one at the same time; the loop itself is
-`agent.loop`'s.
+`ideaforge.agent.loop`'s.
 
-`executor="ray"` (`agent.batch_ray`) runs the prompt and image stages on a Ray cluster and sends the images
+`executor="ray"` (`ideaforge.app.batch.ray_executor`) runs the prompt and image stages on a Ray cluster and sends the images
 back to this process, which writes them: the folder's guarantees are the same.
 
 Seeds: a row's `seed`, else the command's `seed`, else one derived from the idea's text, so a run is
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.batch_io import BadRow, Row, read_ideas
-from agent.batch_store import Recovery, Store
-from agent.errors import Cancelled, GenerationError, InputError
-from agent.models import PromptSpec
+from ideaforge.agent.models import PromptSpec
+from ideaforge.app.batch.readers import BadRow, Row, read_ideas
+from ideaforge.app.batch.store import Recovery, Store
+from ideaforge.errors import Cancelled, GenerationError, InputError
 
 EXECUTORS = ("local", "ray")
 
@@ -54,7 +54,7 @@ class Job:
     negative: str | None  # replaces the prompt chain's negative when given
     options: dict[str, Any]  # IdeaForge.run overrides from the row (seed, negative and style excluded)
     images: int | None  # how many images make the result whole without the critic; None with it
-    tags: dict[str, Any] = field(default_factory=dict)  # stored in each PNG record (see agent.batch_store)
+    tags: dict[str, Any] = field(default_factory=dict)  # stored in each PNG record (see ideaforge.app.batch.store)
 
 
 @dataclass
@@ -139,7 +139,7 @@ def plan_jobs(
     forge: Any, rows: list[Row], *, seed: int | None = None, negative: str | None = None
 ) -> tuple[list[Job], list[BadRow], list[tuple[int, int]]]:
     """Validate every row against the command's settings: jobs, bad rows, repeated rows as (line, first)."""
-    from agent.rules import get_style
+    from ideaforge.agent.rules import get_style
 
     jobs: list[Job] = []
     bad: list[BadRow] = []
@@ -179,8 +179,8 @@ def optimize(chain: Any, jobs: list[Job], concurrency: int) -> list[PromptSpec |
 
     A failure stays with its idea, as the exception in its place.
     """
-    from agent.budget import count, fit_terms
-    from agent.text import split_terms
+    from ideaforge.agent.budget import count, fit_terms
+    from ideaforge.agent.text import split_terms
 
     out: list[PromptSpec | Exception | None] = [None] * len(jobs)
     groups: dict[str | None, list[int]] = {}
@@ -262,7 +262,7 @@ class Batcher:
         """
         with self._cv:
             if self._tokenizer is None:
-                from tools.clip_tokenizer import counting_copy
+                from ideaforge.tools.clip_tokenizer import counting_copy
 
                 self._tokenizer = counting_copy(getattr(self.inner, "tokenizer", None))
             return self._tokenizer
@@ -401,7 +401,7 @@ def render(forge: Any, job: Job, spec: PromptSpec, cancel: threading.Event) -> l
 
 def worker_forge(forge: Any, generator: Any, scorer: Any) -> Any:
     """An IdeaForge sharing `forge`'s settings, chain and LoRAs, with the given generator and scorer."""
-    from agent.forge import IdeaForge
+    from ideaforge.agent.forge import IdeaForge
 
     return IdeaForge(chain=forge.chain, generator=generator, scorer=scorer, loras=forge.loras, **forge._given)
 
@@ -550,7 +550,7 @@ def run_batch(
 
     Args:
         forge: the configured `IdeaForge`; its settings are the command's, each row may override some.
-        ideas: a .txt, .csv, .tsv or .jsonl idea list (see `agent.batch_io`).
+        ideas: a .txt, .csv, .tsv or .jsonl idea list (see `ideaforge.app.batch.readers`).
         seed: the seed of every idea without its own; default one derived from each idea's text.
         negative: a negative prompt for every idea without its own (replaces the prompt chain's).
         batch_size: images per pipeline call at most.
@@ -632,7 +632,7 @@ def run_batch(
             run_jobs(forge, items(), batch_size=batch_size, cancel=cancel, on_ok=on_ok, on_fail=on_fail,
                      critique=critique)
         elif pending:
-            from agent.batch_ray import run_ray
+            from ideaforge.app.batch.ray_executor import run_ray
 
             run_ray(forge, pending, batch_size=batch_size, llm_concurrency=llm_concurrency,
                     address=ray_address, gpus_per_worker=gpus_per_worker, critique=critique, on_ok=on_ok,
@@ -651,6 +651,6 @@ def run_batch(
 
 
 def _versions() -> dict[str, str]:
-    from tools.metadata import package_versions
+    from ideaforge.tools.metadata import package_versions
 
     return package_versions()

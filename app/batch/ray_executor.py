@@ -7,8 +7,8 @@ of a Ray batch go through the same worker threads and `Batcher` as the local exe
 reaches the pipeline in its `ImageRequest`, and a batched call gives the pixels separate calls would (within
 8-bit rounding).
 
-The actors send each idea's PNGs back as bytes; this process writes them with `tools.metadata.save_png` and
-appends the manifest lines, so the output folder's guarantees (see `agent.batch_store`) are the local
+The actors send each idea's PNGs back as bytes; this process writes them with `ideaforge.tools.metadata.save_png` and
+appends the manifest lines, so the output folder's guarantees (see `ideaforge.app.batch.store`) are the local
 executor's.
 
 The cluster: `address`, else `RAY_ADDRESS`, else a new local one. The OpenAI key is not sent with the
@@ -29,15 +29,15 @@ from typing import Any
 
 import numpy as np
 
-from agent.batch import Job, OnFail, OnOk, optimize, run_jobs
-from agent.errors import GenerationError, InputError
-from agent.models import PromptSpec
+from ideaforge.agent.models import PromptSpec
+from ideaforge.app.batch.run import Job, OnFail, OnOk, optimize, run_jobs
+from ideaforge.errors import GenerationError, InputError
 
 _CHAINS: dict[str, Any] = {}  # per worker process: one prompt chain per settings
 
 
 def _forge(settings: dict[str, Any], loras: list[str], **extra: Any) -> Any:
-    from agent.forge import IdeaForge
+    from ideaforge.agent.forge import IdeaForge
 
     return IdeaForge(loras=loras, **{**settings, **extra})
 
@@ -106,7 +106,7 @@ def place_png(data: bytes, out: Path) -> Path:
     """Write a PNG received from a worker into `out` as the local executor would (same name, same chunks)."""
     from PIL import Image
 
-    from tools.metadata import A1111_KEY, RECORD_KEY, save_png
+    from ideaforge.tools.metadata import A1111_KEY, RECORD_KEY, save_png
 
     with Image.open(io.BytesIO(data)) as image:
         image.load()

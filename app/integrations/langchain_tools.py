@@ -1,6 +1,6 @@
 """LangChain tools for other agents: `optimize_prompt`, `generate_image` and `score_image`.
 
-`make_tools(forge)` builds the three around one configured forge (an `agent.IdeaForge`, taken duck-typed so this
+`make_tools(forge)` builds the three around one configured forge (an `ideaforge.IdeaForge`, taken duck-typed so this
 module never imports the agent's loop), so they share its loaded diffusion pipeline and CLIP critic. Every tool
 returns `(content, artifact)`: a few lines the calling model reads, and the full record as JSON-ready data on
 `ToolMessage.artifact`. ideaforge's own errors (a bad size, an unknown style, a missing model) come back as
@@ -26,8 +26,8 @@ from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-import prompts
-from agent.errors import IdeaForgeError
+from ideaforge import prompts
+from ideaforge.errors import IdeaForgeError
 
 _STYLE_HELP = (
     "Optional style preset applied to the prompt, one of: " + ", ".join(prompts.style_names()) + ". "
@@ -251,7 +251,7 @@ def _summary(result: Any, best_path: str) -> str:
 
 
 def make_tools(forge: Any) -> list[BaseTool]:
-    """The three tools around one forge (an `agent.IdeaForge` or anything with its `optimize`, `as_runnable` and
+    """The three tools around one forge (an `ideaforge.IdeaForge` or anything with its `optimize`, `as_runnable` and
     `scorer`), sharing its loaded models: `[optimize_prompt, generate_image, score_image]`.
 
     Example:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError
-from agent.text import clean_idea
+from ideaforge.agent.text import clean_idea
+from ideaforge.errors import InputError
 
 IDEA_COLUMNS = ("idea", "prompt")  # matched case-insensitively; PartiPrompts names its column "Prompt"
 SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")

@@ -8,7 +8,7 @@ no image.
 
 Invariants, and how they hold:
 
-- No half-written PNG: `tools.metadata.save_png` writes a temporary file, fsyncs it and links it to its final
+- No half-written PNG: `ideaforge.tools.metadata.save_png` writes a temporary file, fsyncs it and links it to its final
   name.
 - No manifest line without its image: an idea's lines are appended, in one write, only after all its images
   are in place and have been read back; the line's values come from the PNG's own record.
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError
-from tools.metadata import fsync_dir
+from ideaforge.errors import InputError
+from ideaforge.tools.metadata import fsync_dir
 
 MANIFEST = "metadata.jsonl"
 FAILURES = "failures.jsonl"
@@ -115,7 +115,7 @@ def _record_of(path: Path) -> dict[str, Any] | None:
     """The ideaforge record of a PNG, read from its header chunks without decoding the pixels, or None."""
     from PIL import Image, UnidentifiedImageError
 
-    from tools.metadata import RECORD_KEY
+    from ideaforge.tools.metadata import RECORD_KEY
 
     try:
         with Image.open(path) as image:
@@ -242,7 +242,7 @@ class Store:
         Only a run without the critic is whole from its images alone: `images` says how many it makes, and the
         best is the first (lowest seed) image. With the critic, whether more rounds would follow is unknown.
         """
-        from tools.metadata import read_record
+        from ideaforge.tools.metadata import read_record
 
         tag = files[0][1][TAG]
         expected, first_seed = tag.get("images"), tag.get("seed")
@@ -293,7 +293,7 @@ class Store:
         Raises:
             InputError: an image cannot be read back; nothing is listed then.
         """
-        from tools.metadata import read_record
+        from ideaforge.tools.metadata import read_record
 
         lines = []
         for path, best in sorted(images, key=lambda item: item[1]):  # the best line last: it closes the group

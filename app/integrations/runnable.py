@@ -29,10 +29,10 @@ from langchain_core.callbacks import dispatch_custom_event
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import ConfigDict, Field, ValidationError
 
-from agent.errors import InputError
-from agent.models import LLMSpec, PromptSpec, RunResult
-from agent.rules import get_style
-from tools.langchain_tools import GenerateImageArgs
+from ideaforge.agent.models import LLMSpec, PromptSpec, RunResult
+from ideaforge.agent.rules import get_style
+from ideaforge.app.integrations.langchain_tools import GenerateImageArgs
+from ideaforge.errors import InputError
 
 EVENT_NAME = "ideaforge"
 _RUN_OPTIONS = ("seed", "style", "size", "steps", "critique")

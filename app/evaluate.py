@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import InputError
-from agent.models import PromptSpec
+from ideaforge.agent.models import PromptSpec
+from ideaforge.errors import InputError
 
 ARMS = ("raw", "optimized", "critic")
 
@@ -83,7 +83,7 @@ def evaluate(
     **overrides: Any,
 ) -> EvalReport:
     """Run the three arms over an idea file and write `eval.csv`, `eval.md` and `eval.png` into `out`."""
-    from agent.batch_io import read_ideas
+    from ideaforge.app.batch.readers import read_ideas
 
     if seeds < 1:
         raise InputError(f"seeds {seeds!r} is invalid; use 1 or more")

@@ -1,0 +1,1 @@
+"""`ideaforge batch`: idea lists in, a crash-safe, resumable imagefolder out; locally or on Ray."""

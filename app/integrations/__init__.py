@@ -1,0 +1,1 @@
+"""ideaforge for other programs' agents: LangChain tools and the pipeline as a Runnable."""
