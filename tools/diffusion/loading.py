@@ -1,0 +1,239 @@
+"""Loading a pipeline once: device and dtype, the pipeline class, LoRAs, memory savers and the shared cache.
+
+`_load_entry` keys the module-level cache by everything that changes the weights or hooks, so the CLI, the critic
+loop and every Streamlit session share one copy; each key loads once, other keys load concurrently.
+
+Example:
+    >>> _pick_device("cpu", None)
+    ('cpu', 'float32')
+    >>> clear_cache()  # forget every loaded pipeline
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ideaforge.errors import IdeaForgeError, InputError, ModelNotFoundError
+from ideaforge.tools.diffusion.catalogue import _data, match_profile
+from ideaforge.tools.diffusion.loras import _load_loras
+from ideaforge.tools.diffusion.results import ModelProfile
+from ideaforge.tools.diffusion.schedulers import _friendly_scheduler
+from ideaforge.tools.diffusion.source import SAFETENSORS_SUFFIXES, _hub_model_index, _offline, _one_line
+
+if TYPE_CHECKING:
+    from ideaforge.tools.diffusion.tool import DiffusionTool
+
+
+@dataclass
+class _Loaded:
+    pipe: Any
+    profile: ModelProfile
+    shipped_scheduler: str
+    device: str
+    dtype: str
+    cpu_offload: bool
+    taesd: Any | None
+    compel: tuple[Any, ...] | None = None  # built on the first weighted prompt
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    views: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+
+_CACHE: dict[tuple[Any, ...], _Loaded] = {}
+_CACHE_LOCK = threading.Lock()
+_KEY_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+
+
+def clear_cache() -> None:
+    """Forget every loaded pipeline (their memory is freed once no tool holds them)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+        _KEY_LOCKS.clear()
+
+
+def _pick_device(device: str | None, dtype: str | None) -> tuple[str, str]:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(
+            f"device {device!r} is not available: torch finds no CUDA GPU here; use --device cpu"
+        )
+    elif device == "mps" and not (mps and mps.is_available()):
+        raise InputError("device 'mps' is not available: torch finds no Apple GPU here; use --device cpu")
+    if dtype is None:
+        dtype = "float32" if device == "cpu" else "float16"
+    return device, dtype
+
+
+def _pipeline_class_for_file(path: str, config: str | None) -> Any:
+    import diffusers
+
+    if config and (Path(config) / "model_index.json").is_file():
+        index = json.loads((Path(config) / "model_index.json").read_text(encoding="utf-8"))
+        return getattr(diffusers, index["_class_name"])
+    is_xl = "xl" in Path(path).name.lower()
+    if Path(path).suffix.lower() in SAFETENSORS_SUFFIXES:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as handle:
+            keys = handle.keys()  # safe_open is not a dict: `in handle` does not work
+            is_xl = any(key.startswith("conditioner.embedders.1.") for key in keys)
+    return diffusers.StableDiffusionXLPipeline if is_xl else diffusers.StableDiffusionPipeline
+
+
+def _load_pipeline(tool: DiffusionTool, device: str, dtype: str) -> Any:
+    import torch
+    from diffusers import AutoPipelineForText2Image
+
+    source = tool._source
+    kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
+    index_path: Path | None = None
+    if source.kind == "hub":
+        index_path = _hub_model_index(source.ref)
+        kwargs["local_files_only"] = _offline()
+    elif source.kind == "folder":
+        index_path = Path(source.ref) / "model_index.json"
+    try:
+        components = json.loads(index_path.read_text(encoding="utf-8")) if index_path else {}
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(
+            f"model {tool.model!r} has an unreadable model_index.json ({_one_line(exc)}); the download or copy is "
+            f"corrupt: download it again, or pass --model PATH to a complete diffusers folder"
+        ) from None
+    if source.kind == "folder" and not tool.allow_pickle:
+        pickled = [
+            part.name
+            for part in Path(source.ref).iterdir()
+            if part.is_dir() and any(part.glob("*.bin")) and not any(part.glob("*.safetensors"))
+        ]
+        if pickled:
+            raise InputError(
+                f"model folder {tool.model!r} has only pickle weights (.bin) for {', '.join(sorted(pickled))}, which "
+                f"can run arbitrary code when loaded; convert them to .safetensors, or pass --allow-pickle if you "
+                f"trust where they came from"
+            )
+    if not tool.safety_checker and "safety_checker" in components:
+        kwargs.update(safety_checker=None, requires_safety_checker=False)
+    try:
+        if source.kind == "file":
+            cls = _pipeline_class_for_file(source.ref, tool.config)
+            if tool.config is not None:
+                kwargs["config"] = tool.config
+                kwargs["local_files_only"] = _offline() or Path(tool.config).is_dir()
+            return cls.from_single_file(source.ref, **kwargs)
+        if not tool.allow_pickle:
+            kwargs["use_safetensors"] = True
+        return AutoPipelineForText2Image.from_pretrained(source.ref, **kwargs)
+    except IdeaForgeError:
+        raise
+    except Exception as exc:
+        if source.kind == "file" and tool.config is None:
+            raise ModelNotFoundError(
+                f"could not load checkpoint {tool.model!r}: {_one_line(exc)}; a single-file checkpoint needs the "
+                f"diffusers configs of its base model: load it once online so they are cached, or give a local "
+                f"diffusers folder of the same architecture as its config"
+            ) from exc
+        raise ModelNotFoundError(
+            f"could not load model {tool.model!r}: {_one_line(exc)}; check that it is a complete Stable Diffusion "
+            f"model (download it again, or pass --model PATH)"
+        ) from exc
+
+
+def _profile_for(tool: DiffusionTool, pipe: Any, shipped: str) -> ModelProfile:
+    data = _data()
+    match, lora_match = match_profile(tool._source.display, [spec.source for spec in tool.loras])
+    class_name = type(pipe).__name__
+    family = "sdxl" if "XL" in class_name else "sd"
+    family = (match or {}).get("family", family)
+    values: dict[str, Any] = {
+        "steps": data["families"][family]["steps"],
+        "guidance": data["families"][family]["guidance"],
+        "scheduler": shipped,
+    }
+    if class_name.startswith("LatentConsistencyModel"):
+        values.update(steps=4, guidance=8.0)
+    sample = pipe.unet.config.sample_size
+    sample = sample if isinstance(sample, int) else sample[0]
+    values["width"] = values["height"] = int(sample * getattr(pipe, "vae_scale_factor", 8))
+    for override in (match, lora_match):
+        for key in ("steps", "guidance", "width", "height", "scheduler"):
+            if override and override.get(key) is not None:
+                values[key] = override[key]
+    names = [p["name"] for p in (match, lora_match) if p]
+    return ModelProfile(name="+".join(names) or None, family=family, **values)
+
+
+def _load_entry(tool: DiffusionTool) -> _Loaded:
+    if tool._source.kind == "hub":  # fail fast on an uncached model, before importing torch and diffusers
+        _hub_model_index(tool._source.ref)
+    device, dtype = _pick_device(tool.device, tool.dtype)
+    if tool.cpu_offload and not device.startswith("cuda"):
+        raise InputError(f"cpu offload needs a CUDA device, but the device is {device!r}; drop --cpu-offload")
+    key = (
+        tool._source.ref,
+        tool.config,
+        device,
+        dtype,
+        tuple(tool.loras),
+        tool.safety_checker,
+        tool.cpu_offload,
+        tool.attention_slicing,
+        tool.vae_tiling,
+        tool.preview_vae,
+    )
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+    with key_lock:  # one load per key; other keys load concurrently
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        pipe = _load_pipeline(tool, device, dtype)
+        pipe.set_progress_bar_config(disable=True)
+        if tool.loras:
+            _load_loras(pipe, tool.loras)
+        if tool.cpu_offload:
+            pipe.enable_model_cpu_offload(device=device)
+        elif device != "cpu":
+            pipe.to(device)
+        if tool.attention_slicing:
+            pipe.enable_attention_slicing()
+        if tool.vae_tiling:
+            pipe.vae.enable_tiling()
+        taesd = None
+        if tool.preview_vae:
+            import torch
+            from diffusers import AutoencoderTiny
+
+            try:
+                taesd = AutoencoderTiny.from_pretrained(
+                    tool.preview_vae,
+                    dtype=getattr(torch, dtype),
+                    local_files_only=_offline() or Path(tool.preview_vae).is_dir(),
+                ).to(device)
+            except Exception as exc:
+                raise ModelNotFoundError(
+                    f"could not load preview VAE {tool.preview_vae!r}: {_one_line(exc)}; pass a cached TAESD "
+                    f"(e.g. madebyollin/taesd) or a local AutoencoderTiny folder, or leave previews to the built-in "
+                    f"latent approximation"
+                ) from exc
+        shipped = _friendly_scheduler(pipe.scheduler)
+        entry = _Loaded(
+            pipe=pipe,
+            profile=_profile_for(tool, pipe, shipped),
+            shipped_scheduler=shipped,
+            device=device,
+            dtype=dtype,
+            cpu_offload=tool.cpu_offload,
+            taesd=taesd,
+        )
+        with _CACHE_LOCK:
+            _CACHE[key] = entry
+        return entry
