@@ -26,6 +26,12 @@ _EXPORTS = {
     "Attempt": "ideaforge.agent.models",
     "ImageRecord": "ideaforge.agent.models",
     "Scores": "ideaforge.agent.models",
+    "PngRecord": "ideaforge.agent.record",
+    "GenerateRequest": "ideaforge.agent.request",
+    "OptimizeRequest": "ideaforge.agent.request",
+    "RunOptions": "ideaforge.agent.request",
+    "make_tools": "ideaforge.app.integrations.langchain_tools",
+    "as_runnable": "ideaforge.app.integrations.runnable",
     "Settings": "ideaforge.agent.settings",
     "load_settings": "ideaforge.agent.settings",
     "IdeaForgeError": "ideaforge.errors",
@@ -40,6 +46,7 @@ __all__ = [
     "Attempt",
     "Cancelled",
     "Event",
+    "GenerateRequest",
     "GenerationError",
     "IdeaForge",
     "IdeaForgeError",
@@ -47,13 +54,18 @@ __all__ = [
     "InputError",
     "LLMError",
     "ModelNotFoundError",
+    "OptimizeRequest",
+    "PngRecord",
     "PromptChain",
     "PromptSpec",
+    "RunOptions",
     "RunResult",
     "Scores",
     "Settings",
     "__version__",
+    "as_runnable",
     "load_settings",
+    "make_tools",
     "run",
 ]
 
@@ -61,7 +73,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from ideaforge.agent.chain import PromptChain
     from ideaforge.agent.forge import Event, IdeaForge, run
     from ideaforge.agent.models import Attempt, ImageRecord, PromptSpec, RunResult, Scores
+    from ideaforge.agent.record import PngRecord
+    from ideaforge.agent.request import GenerateRequest, OptimizeRequest, RunOptions
     from ideaforge.agent.settings import Settings, load_settings
+    from ideaforge.app.integrations.langchain_tools import make_tools
+    from ideaforge.app.integrations.runnable import as_runnable
     from ideaforge.errors import (
         Cancelled,
         GenerationError,
@@ -77,7 +93,7 @@ def __getattr__(name: str) -> Any:
         value = getattr(import_module(_EXPORTS[name]), name)
         globals()[name] = value
         return value
-    raise AttributeError(f"module 'agent' has no attribute {name!r}")
+    raise AttributeError(f"module 'ideaforge' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

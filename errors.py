@@ -41,3 +41,52 @@ class Cancelled(IdeaForgeError):
     """The run was cancelled between steps."""
 
     exit_code = 130
+
+
+def explain(exc: BaseException, *, secret_fields: tuple[str, ...] = ("key", "secret", "token", "password")) -> str:
+    """One line for a pydantic `ValidationError`: per problem, the field, the bad value and what is allowed.
+
+    Every entry point (Python, CLI, batch rows, LangChain and MCP tools) reports bad input through this one
+    formatter; values of fields whose name holds a secret word are shown as `***`. Other exceptions become their
+    message on one line.
+
+    Example:
+        >>> from pydantic import BaseModel, Field, ValidationError
+        >>> class Args(BaseModel):
+        ...     steps: int = Field(ge=1)
+        >>> try:
+        ...     Args(steps=0)
+        ... except ValidationError as exc:
+        ...     print(explain(exc))
+        steps = 0: Input should be greater than or equal to 1
+    """
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return " ".join(str(exc).split()) or type(exc).__name__
+    try:
+        found = errors(include_url=False)
+    except TypeError:
+        found = []
+    if not found:
+        return " ".join(str(exc).split()) or type(exc).__name__
+    parts = [_one(error, secret_fields) for error in found[:5]]
+    if len(found) > 5:
+        parts.append(f"and {len(found) - 5} more")
+    return "; ".join(parts)
+
+
+def _one(error: dict, secret_fields: tuple[str, ...]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ())) or "input"
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if error.get("type") == "extra_forbidden":
+        return f"unknown argument {where!r}: leave it out or check its spelling"
+    if error.get("type") == "missing":
+        return f"{where} is required"
+    value = error.get("input")
+    shown = "***" if any(word in where.lower() for word in secret_fields) else _short(value)
+    return " ".join(f"{where} = {shown}: {message}".split())
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -14,8 +14,10 @@ from typing import Any
 from ideaforge.agent.chain import PromptChain
 from ideaforge.agent.loop import LoopOptions, critic_loop
 from ideaforge.agent.models import Attempt, ImageRecord, PromptSpec, RunResult, Scores
+from ideaforge.agent.record import PngRecord
+from ideaforge.agent.request import RunOptions, parse_size
 from ideaforge.agent.rules import revise_rules
-from ideaforge.agent.settings import Settings, load_settings, parse_size
+from ideaforge.agent.settings import Settings, load_settings
 from ideaforge.errors import InputError
 
 
@@ -73,8 +75,7 @@ class IdeaForge:
         on_event: OnEvent | None = None,
         **settings: Any,
     ) -> None:
-        self._given = {k: v for k, v in settings.items() if v is not None}
-        self.settings = load_settings(**self._given)
+        self.settings = load_settings(**settings)  # once: a run's options go through `RunOptions`, not the env
         self.loras = list(loras)
         self.on_event = on_event
         self._chain = chain
@@ -82,6 +83,14 @@ class IdeaForge:
         self._scorer = scorer
         self._lock = threading.Lock()
         self._counting_with_model = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **components: Any) -> IdeaForge:
+        """A forge with these resolved settings as they are (no environment read), e.g. one per worker thread
+        sharing another forge's settings; `components` are `__init__`'s chain, generator, scorer, loras, on_event."""
+        forge = cls(**components)
+        forge.settings = settings
+        return forge
 
     # -- components, loaded lazily ------------------------------------------------------------------------
     @property
@@ -115,18 +124,6 @@ class IdeaForge:
 
                 self._scorer = CLIPCritic(self.settings.clip_model, device=self.settings.device).load()
             return self._scorer
-
-    def as_tools(self) -> list[Any]:
-        """LangChain tools (optimize_prompt, generate_image, score_image) sharing this object's models."""
-        from ideaforge.app.integrations.langchain_tools import make_tools
-
-        return make_tools(self)
-
-    def as_runnable(self) -> Any:
-        """The whole pipeline as a LangChain Runnable (invoke, batch, ainvoke, stream of progress events)."""
-        from ideaforge.app.integrations.runnable import ForgeRunnable
-
-        return ForgeRunnable(forge=self)
 
     # -- entry points -------------------------------------------------------------------------------------
     def optimize(self, idea: str, *, style: str | None = None) -> PromptSpec:
@@ -212,38 +209,53 @@ class IdeaForge:
         spec = self.chain.refine(base, request)
         return self.run(spec.idea, spec=spec, **overrides)
 
+    def reproduce(self, image: str | Path, **overrides: Any) -> RunResult:
+        """Make an image again from the record in its PNG: the same prompts, seed, steps, guidance, size and
+        scheduler, with no critic rounds. `overrides` change any of them (e.g. `seed=8` for a variation).
+
+        Build the forge with the record's model (`IdeaForge(model=PngRecord.from_png(path).model)`) for the same
+        pixels; with another model or other LoRAs the result says so in its warnings.
+
+        Raises:
+            InputError: the file holds no readable ideaforge record, or an override is invalid.
+        """
+        record = PngRecord.from_png(image)
+        options: dict[str, Any] = {
+            "steps": record.steps, "guidance": record.guidance, "size": record.size, "scheduler": record.scheduler,
+            "seed": record.seed, "n": 1, "critique": False,
+        }
+        options.update({k: v for k, v in overrides.items() if v is not None})
+        result = self.run(record.idea, spec=record.spec(), **{k: v for k, v in options.items() if v is not None})
+        if record.model and record.model != self.settings.model:
+            result.warnings.append(f"reproduced with model {self.settings.model!r}; the image was made with {record.model!r}")
+        if record.loras != list(self.loras):
+            result.warnings.append(f"reproduced with LoRAs {self.loras}; the image was made with {record.loras}")
+        return result
+
     # -- the pieces ----------------------------------------------------------------------------------------
     def _plan(self, overrides: dict[str, Any]) -> _Plan:
-        """All per-run values validated in one place, before anything expensive."""
+        """All per-run values validated in one place (`RunOptions`), before anything expensive."""
         from ideaforge.tools.diffusion import GenerationParams
 
         for key in overrides:
             if key in _MODEL_KEYS:
                 raise InputError(f"{key!r} selects a loaded model; pass it to IdeaForge(...) rather than run()")
-        per_image = {"seed", "init_image", "strength"}
-        unknown = sorted(set(overrides) - set(Settings.model_fields) - per_image)
-        if unknown:
-            raise InputError(f"unknown option(s) {', '.join(unknown)}; see help(IdeaForge.run)")
-        extra = {k: overrides.pop(k) for k in per_image if k in overrides}
-        s = load_settings(**{**self._given, **overrides})
-        seed = extra.get("seed")
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32):
-            raise InputError(f"seed {seed!r} is invalid; use a whole number from 0 to 4294967295")
+        options = RunOptions.parse(**overrides).given()
+        extra = {k: options.pop(k) for k in ("seed", "init_image", "strength") if k in options}
+        s = self.settings.model_copy(update=options)  # each value was validated by its `RunOptions` type
         size = parse_size(s.size) if s.size else None
-        try:
-            gen = GenerationParams(
-                steps=s.steps,
-                guidance=s.guidance,
-                width=size[0] if size else None,
-                height=size[1] if size else None,
-                scheduler=s.scheduler,
-                n=s.n,
-                strength=extra.get("strength", 0.75),
-                init_image=extra.get("init_image"),
-            )
-        except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            raise InputError(" ".join(str(exc).split())) from None
+        gen = GenerationParams(
+            steps=s.steps,
+            guidance=s.guidance,
+            width=size[0] if size else None,
+            height=size[1] if size else None,
+            scheduler=s.scheduler,
+            n=s.n,
+            strength=extra.get("strength", 0.75),
+            init_image=extra.get("init_image"),
+        )
         _check_writable(Path(s.out))
+        seed = extra.get("seed")
         return _Plan(s, seed if seed is not None else random.randrange(2**32), gen)
 
     def _attempt(self, round_no, candidate, spec, seed, plan, generator, scorer, emit, cancel, times) -> Attempt:
@@ -295,7 +307,7 @@ class IdeaForge:
                 "size": f"{g.width}x{g.height}", "loras": list(self.loras),
             }
             if _usable(g):
-                record = {**plan.tags, **self._record(spec, g, rec, attempt)}
+                record = self._record(spec, g, rec, attempt, plan.tags).model_dump(mode="json")
                 params = a1111_parameters(
                     spec.positive, spec.negative, steps=g.steps,
                     sampler=g.sampler, cfg_scale=g.guidance, seed=g.seed, width=g.width, height=g.height,
@@ -312,32 +324,33 @@ class IdeaForge:
             attempt.weak = best.scores.weak
         return attempt
 
-    def _record(self, spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt) -> dict[str, Any]:
-        """The full JSON record stored in the PNG. Built from an allow-list: no secret can slip in."""
+    def _record(self, spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt, tags: dict[str, Any]) -> PngRecord:
+        """The PNG's JSON record, from an allow-list of typed fields: no secret can slip in."""
         from ideaforge.tools.metadata import package_versions
 
-        return {
-            "idea": spec.idea,
-            "idea_en": spec.idea_en,
-            "positive": spec.positive,
-            "negative": spec.negative,
-            "elements": spec.elements,
-            "style": spec.style,
-            "language": spec.language,
-            "engine": spec.engine,
-            "model": g.model,
-            "scheduler": g.scheduler,
-            "seed": g.seed,
-            "steps": g.steps,
-            "guidance": g.guidance,
-            "size": f"{g.width}x{g.height}",
-            "loras": list(self.loras),
-            "round": attempt.round,
-            "candidate": attempt.candidate,
-            "scores": rec.scores.model_dump() if rec.scores else None,
-            "warnings": [*spec.warnings, *g.warnings],
-            "versions": package_versions(),
-        }
+        return PngRecord(
+            idea=spec.idea,
+            idea_en=spec.idea_en,
+            positive=spec.positive,
+            negative=spec.negative,
+            elements=spec.elements,
+            style=spec.style,
+            language=spec.language,
+            engine=spec.engine,
+            model=g.model,
+            scheduler=g.scheduler,
+            seed=g.seed,
+            steps=g.steps,
+            guidance=g.guidance,
+            size=f"{g.width}x{g.height}",
+            loras=list(self.loras),
+            round=attempt.round,
+            candidate=attempt.candidate,
+            scores=rec.scores,
+            warnings=[*spec.warnings, *g.warnings],
+            versions=package_versions(),
+            batch=tags.get("batch"),
+        )
 
     def _revise(self, best: Attempt, attempts: list[Attempt], how_many: int) -> list[PromptSpec]:
         spec = best.spec

@@ -5,34 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ideaforge.errors import InputError
+from ideaforge.agent.request import (
+    Candidates,
+    Guidance,
+    Images,
+    Rounds,
+    SchedulerName,
+    Size,
+    Steps,
+    StyleName,
+    Threshold,
+    parse_size,
+)
+from ideaforge.errors import InputError, explain
+
+__all__ = ["Settings", "load_settings", "parse_size"]
 
 Engine = Literal["auto", "openai", "rules"]
 StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
-
-
-def parse_size(value: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """'512x768' -> (512, 768). Both sides must be positive multiples of 8 and at most 4096."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, tuple):
-        w, h = value
-    else:
-        text = str(value).lower().replace("×", "x").strip()
-        parts = text.split("x")
-        if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise InputError(f"size {value!r} is not WIDTHxHEIGHT; use e.g. --size 512x512")
-        w, h = int(parts[0]), int(parts[1])
-    for side in (w, h):
-        if side <= 0 or side % 8 or side > 4096:
-            raise InputError(
-                f"size {w}x{h} is invalid: width and height must be multiples of 8 between 8 and 4096 "
-                f"(e.g. --size 512x512)"
-            )
-    return (w, h)
 
 
 class Settings(BaseSettings):
@@ -54,7 +47,7 @@ class Settings(BaseSettings):
 
     # Prompt engine
     engine: Engine = "auto"
-    style: str | None = None
+    style: StyleName | None = None
     llm_model: str = Field("gpt-4o-mini", validation_alias=AliasChoices("IDEAFORGE_LLM_MODEL", "llm_model"))
     llm_base_url: str | None = Field(
         None, validation_alias=AliasChoices("IDEAFORGE_LLM_BASE_URL", "OPENAI_BASE_URL", "llm_base_url")
@@ -68,34 +61,19 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(0.4, ge=0, le=2)
 
     # Generation
-    steps: int | None = Field(None, ge=1, le=500)
-    guidance: float | None = Field(None, ge=0, le=50)
-    size: str | None = None
-    scheduler: str | None = None
-    n: int = Field(1, ge=1, le=16)
+    steps: Steps | None = None
+    guidance: Guidance | None = None
+    size: Size | None = None
+    scheduler: SchedulerName | None = None
+    n: Images = 1
     out: Path = Path("outputs")
 
     # Critic loop
     critique: bool = True
-    threshold: float | None = None
-    max_attempts: int = Field(3, ge=1, le=20)
-    candidates: int = Field(1, ge=1, le=8)
+    threshold: Threshold | None = None
+    max_attempts: Rounds = 3
+    candidates: Candidates = 1
     keep_seed: bool = False
-
-    @field_validator("size")
-    @classmethod
-    def _size(cls, v: str | None) -> str | None:
-        if v:
-            w, h = parse_size(v)  # type: ignore[misc]
-            return f"{w}x{h}"
-        return None
-
-    @field_validator("guidance")
-    @classmethod
-    def _guidance(cls, v: float | None) -> float | None:
-        if v is not None and v != v:  # NaN
-            raise ValueError("guidance must be a number, not NaN")
-        return v
 
     def llm_configured(self) -> bool:
         return bool(self.openai_api_key and self.openai_api_key.get_secret_value()) or bool(self.llm_base_url)
@@ -104,17 +82,16 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Settings from the environment with explicit, non-None overrides on top.
 
-    Raises `InputError` with the offending field and value when something does not validate.
+    Raises `InputError` naming the field and value when something does not validate, and for a name that is
+    not a setting (a misspelt `stepz=2` must not be silently ignored).
     """
     from pydantic import ValidationError
 
     given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - set(Settings.model_fields))
+    if unknown:
+        raise InputError(f"unknown setting(s) {', '.join(map(repr, unknown))}; see help(ideaforge.Settings)")
     try:
         return Settings(**given)  # type: ignore[arg-type]
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err.get("loc", ())) or "setting"
-        value = err.get("input")
-        shown = "***" if "key" in field else repr(value)
-        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-        raise InputError(f"{field} = {shown}: {msg}") from None
+        raise InputError(explain(exc)) from None

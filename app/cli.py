@@ -132,31 +132,16 @@ def generate(
 ) -> None:
     """Idea -> optimized prompt -> image(s), scored and revised by the CLIP critic."""
     from ideaforge.agent.forge import IdeaForge
-    from ideaforge.agent.models import PromptSpec
     from ideaforge.errors import InputError
 
-    spec = None
-    run_overrides: dict[str, Any] = {}
+    record = None
     if from_image:
-        from ideaforge.tools.metadata import read_record
+        from ideaforge.agent.record import PngRecord
 
-        record = (read_record(from_image) or {}).get("ideaforge")
-        if not record:
-            raise InputError(f"{from_image!r} holds no ideaforge record; pass a PNG that ideaforge wrote")
-        spec = PromptSpec(
-            idea=record["idea"], idea_en=record.get("idea_en") or record["idea"], positive=record["positive"],
-            negative=record.get("negative", ""), elements=record.get("elements") or [record["idea"]],
-            language=record.get("language", "en"), style=record.get("style"), engine=record.get("engine", "rules"),
-        )
-        model = model or record.get("model")
-        steps = steps if steps is not None else record.get("steps")
-        guidance = guidance if guidance is not None else record.get("guidance")
-        size = size or record.get("size")
-        scheduler = scheduler or record.get("scheduler")
-        seed = seed if seed is not None else record.get("seed")
-        lora = lora or list(record.get("loras") or [])
-        critique = False if critique is None else critique
-        idea = spec.idea
+        record = PngRecord.from_png(from_image)  # one line and exit 2 for a missing, foreign or damaged record
+        model = model or record.model or None
+        lora = lora or list(record.loras)
+        idea = record.idea
     if idea is None:
         raise InputError("no idea given; pass an IDEA or --from IMAGE.png")
     forge = IdeaForge(
@@ -166,19 +151,27 @@ def generate(
         candidates=candidates, keep_seed=keep_seed, device=device, dtype=dtype, allow_pickle=allow_pickle,
         safety_checker=False if no_safety_checker else None, loras=lora,
     )
-    for key, value in {"seed": seed, "init_image": init_image, "strength": strength}.items():
-        if value is not None:
-            run_overrides[key] = value
+    run_overrides = {
+        k: v for k, v in {"seed": seed, "init_image": init_image, "strength": strength}.items() if v is not None
+    }
     forge.check(**run_overrides)  # bad values fail here, before the prompt stage or any model load
     from ideaforge.app.progress import Progress
 
     progress = Progress(enabled=not as_json or sys.stderr.isatty())
     try:
         with progress:
-            if spec is None:
+            if from_image:
+                assert record is not None
+                progress.spec(record.spec())
+                given = {"steps": steps, "guidance": guidance, "size": size, "scheduler": scheduler, "n": n,
+                         "critique": critique, "threshold": threshold, "max_attempts": max_attempts,
+                         "candidates": candidates, "keep_seed": keep_seed, "style": style}
+                given = {k: v for k, v in given.items() if v is not None}
+                result = forge.reproduce(from_image, on_event=progress.on_event, **given, **run_overrides)
+            else:
                 spec = forge.optimize(idea)
-            progress.spec(spec)  # the prompt stage prints its result before any model loads
-            result = forge.run(idea, spec=spec, on_event=progress.on_event, **run_overrides)
+                progress.spec(spec)  # the prompt stage prints its result before any model loads
+                result = forge.run(idea, spec=spec, on_event=progress.on_event, **run_overrides)
     except KeyboardInterrupt:
         # Images are written whole (temporary file, then rename): what was saved is complete, nothing is partial.
         kept = ", ".join(progress.saved) if progress.saved else "no images"

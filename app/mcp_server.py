@@ -1,7 +1,9 @@
 """`ideaforge mcp`: the three LangChain tools as an MCP server over stdio, for desktop and IDE agents.
 
-The server wraps `IdeaForge(...).as_tools()`: the same names, descriptions and argument schemas, one loaded model
-shared by every call. `generate_image` answers with the best image as MCP image content (PNG, base64), the short
+The server wraps `make_tools(forge)`: the same names, descriptions and argument schemas (the shared request models,
+so ranges, enums and `additionalProperties: false` reach the client), one loaded model shared by every call.
+Arguments are validated by those models before a tool runs: an unknown or misspelt argument, or a value out of
+range, is a tool error of one line naming it. `generate_image` answers with the best image as MCP image content (PNG, base64), the short
 summary the model reads, and the full run record as JSON text; the other tools with their summary and record.
 ideaforge's errors (a bad size, an unknown style, a missing model) come back as tool errors (`isError`) with the
 one-line message, never as a crash of the server. stdio only: the server opens no port.
@@ -19,7 +21,7 @@ import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -31,15 +33,12 @@ INSTRUCTIONS = (
 
 
 def _signature(schema: type[Any], context: type[Any]) -> inspect.Signature:
-    """A function signature with one keyword per field of a tool's pydantic `args_schema` (plus the MCP context),
-    so the MCP SDK derives the same input schema, descriptions and constraints the LangChain tool has."""
-    from pydantic import Field
-
+    """A keyword per field of a tool's pydantic `args_schema` (plus the MCP context), so the SDK passes every
+    argument through; `StrictServer` has already checked them against the schema itself."""
     params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=context)]
     for name, field in schema.model_fields.items():
-        annotation = Annotated[(field.annotation, *field.metadata, Field(description=field.description))]
-        default = inspect.Parameter.empty if field.is_required() else field.default
-        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default))
+        default = inspect.Parameter.empty if field.is_required() else None
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Any, default=default))
     return inspect.Signature(params)
 
 
@@ -51,7 +50,8 @@ def _handler(tool: Any) -> Any:
 
     async def call(ctx: Any, **arguments: Any) -> list[Any]:
         progress = _progress(ctx)
-        request = {"type": "tool_call", "id": "mcp", "name": tool.name, "args": arguments}
+        given = {k: v for k, v in arguments.items() if v is not None}
+        request = {"type": "tool_call", "id": "mcp", "name": tool.name, "args": given}
         message = await anyio.to_thread.run_sync(lambda: tool.invoke(request, config={"callbacks": [progress]}))
         if message.status == "error":
             raise ToolError(str(message.content))
@@ -96,16 +96,53 @@ def _progress(ctx: Any) -> Any:
     return Progress()
 
 
-def build_server(forge: Any) -> Any:
-    """An `MCPServer` exposing `forge.as_tools()`; run it with `.run("stdio")`."""
+def _strict_server(schemas: dict[str, type[Any]], **kwargs: Any) -> Any:
+    """An `MCPServer` whose tools list and check their arguments with ideaforge's own request models.
+
+    The SDK derives a schema from each handler's signature and drops arguments it does not know; agents misspell
+    arguments, so every call is validated against the tool's pydantic model first (extra fields forbidden), and
+    the first problem comes back as one line.
+    """
     from mcp.server.mcpserver import MCPServer
+    from mcp.server.mcpserver.exceptions import ToolError
+    from pydantic import ValidationError
+
+    from ideaforge.errors import explain
+
+    class StrictServer(MCPServer):
+        async def list_tools(self) -> Any:
+            tools = await super().list_tools()
+            for tool in tools:
+                if tool.name in schemas:
+                    tool.input_schema = schemas[tool.name].model_json_schema()
+            return tools
+
+        async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+            schema = schemas.get(name)
+            if schema is not None:
+                try:
+                    schema.model_validate(arguments)
+                except ValidationError as exc:
+                    raise ToolError(f"invalid arguments for {name}: {explain(exc)}") from None
+            return await super().call_tool(name, arguments, context)
+
+    return StrictServer(**kwargs)
+
+
+def build_server(forge: Any) -> Any:
+    """An `MCPServer` exposing `make_tools(forge)`; run it with `.run("stdio")`."""
     from mcp_types import ToolAnnotations
 
     import ideaforge
+    from ideaforge.app.integrations.langchain_tools import make_tools
 
-    server = MCPServer("ideaforge", instructions=INSTRUCTIONS, version=ideaforge.__version__)
+    tools = make_tools(forge)
+    server = _strict_server(
+        {tool.name: tool.args_schema for tool in tools},
+        name="ideaforge", instructions=INSTRUCTIONS, version=ideaforge.__version__,
+    )
     writes = {"generate_image"}
-    for tool in forge.as_tools():
+    for tool in tools:
         hints = ToolAnnotations(
             read_only_hint=tool.name not in writes, destructive_hint=False, open_world_hint=False
         )

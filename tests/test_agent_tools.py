@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableLambda
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from ideaforge import IdeaForge, InputError, PromptSpec, RunResult
+from ideaforge import IdeaForge, InputError, PromptSpec, RunResult, as_runnable, make_tools
 from ideaforge.agent.forge import Event
 from ideaforge.tools.metadata import read_record
 
@@ -61,7 +61,7 @@ def forge(tiny_sd_dir: Path, tiny_clip_dir: Path, tmp_path: Path) -> IdeaForge:
 
 
 def tools_by_name(forge: IdeaForge) -> dict[str, Any]:
-    return {t.name: t for t in forge.as_tools()}
+    return {t.name: t for t in make_tools(forge)}
 
 
 # --- a real agent --------------------------------------------------------------------------------------------
@@ -75,7 +75,7 @@ def test_agent_calls_generate_image_and_gets_the_image_path_and_scores(forge: Id
         return AIMessage(f"Here is your kitten: {path}")
 
     model = ScriptedChatModel(script=[call("generate_image", {"idea": IDEA, "seed": 7}), answer])
-    agent = create_agent(model, tools=forge.as_tools())
+    agent = create_agent(model, tools=make_tools(forge))
     state = agent.invoke({"messages": [("user", "draw me a red kitten in a basket, seed 7")]})
 
     assert [t["function"]["name"] for t in model.bound] == ["optimize_prompt", "generate_image", "score_image"]
@@ -108,7 +108,7 @@ def test_agent_reads_a_tool_error_and_corrects_itself(forge: IdeaForge) -> None:
     model = ScriptedChatModel(
         script=[call("generate_image", {"idea": IDEA, "size": "500x500"}), retry, AIMessage("done")]
     )
-    state = create_agent(model, tools=forge.as_tools()).invoke({"messages": [("user", "a kitten, 500 px")]})
+    state = create_agent(model, tools=make_tools(forge)).invoke({"messages": [("user", "a kitten, 500 px")]})
     first, second = [m for m in state["messages"] if isinstance(m, ToolMessage)]
     assert first.status == "error" and first.artifact is None
     assert second.status == "success" and Path(second.artifact["best_image_path"]).is_file()
@@ -122,7 +122,9 @@ def test_agent_reads_a_tool_error_and_corrects_itself(forge: IdeaForge) -> None:
     ("name", "required", "optional"),
     [
         ("optimize_prompt", ["idea"], {"style"}),
-        ("generate_image", ["idea"], {"prompt", "negative_prompt", "seed", "style", "size", "steps", "critique"}),
+        ("generate_image", ["idea"], {"prompt", "negative_prompt", "seed", "style", "size", "steps", "guidance",
+                                      "scheduler", "n", "critique", "threshold", "max_attempts", "candidates",
+                                      "keep_seed"}),
         ("score_image", ["image_path", "text"], {"elements"}),
     ],
 )
@@ -140,12 +142,20 @@ def test_openai_tool_schema(name: str, required: list[str], optional: set[str]) 
     assert tool.response_format == "content_and_artifact"
 
 
-def test_style_description_lists_the_presets() -> None:
+def test_tool_schema_carries_the_ranges_and_choices() -> None:
     from ideaforge import prompts
+    from ideaforge.tools.diffusion import scheduler_names
 
     schema = convert_to_openai_tool(tools_by_name(IdeaForge(engine="rules"))["generate_image"])
-    description = schema["function"]["parameters"]["properties"]["style"]["description"]
-    assert all(name in description for name in prompts.style_names())
+    params = schema["function"]["parameters"]
+    props = {k: v["anyOf"][0] if "anyOf" in v else v for k, v in params["properties"].items()}
+    assert tools_by_name(IdeaForge(engine="rules"))["generate_image"].args_schema.model_json_schema()["additionalProperties"] is False
+    assert props["style"]["enum"] == prompts.style_names()
+    assert props["scheduler"]["enum"] == scheduler_names()
+    assert (props["seed"]["minimum"], props["seed"]["maximum"]) == (0, 2**32 - 1)
+    assert (props["steps"]["minimum"], props["steps"]["maximum"]) == (1, 500)
+    assert (props["n"]["minimum"], props["n"]["maximum"]) == (1, 16)
+    assert props["size"]["pattern"] and props["guidance"]["maximum"] == 50
 
 
 # --- errors reach the model as tool messages --------------------------------------------------------------------
@@ -154,7 +164,8 @@ def test_style_description_lists_the_presets() -> None:
 def test_unknown_style_is_a_tool_error_naming_the_choices(forge: IdeaForge) -> None:
     reply = tools_by_name(forge)["generate_image"].invoke(tool_call("generate_image", {"idea": IDEA, "style": "vaporwave"}))
     assert isinstance(reply, ToolMessage) and reply.status == "error"
-    assert "unknown style 'vaporwave'" in reply.content and "watercolor" in reply.content
+    assert "'vaporwave'" in reply.content and "unknown style" in reply.content and "watercolor" in reply.content
+    assert "\n" not in reply.content
 
 
 def test_missing_model_is_a_tool_error(tmp_path: Path) -> None:
@@ -169,6 +180,7 @@ def test_bad_argument_types_are_a_tool_error_naming_the_field(forge: IdeaForge) 
     )
     assert reply.status == "error"
     assert "seed" in reply.content and "'seven'" in reply.content and "colour" in reply.content
+    assert "\n" not in reply.content and "http" not in reply.content
 
 
 def test_score_image_of_a_missing_file_is_a_tool_error(forge: IdeaForge, tmp_path: Path) -> None:
@@ -220,7 +232,7 @@ def test_score_image_matches_the_critic(forge: IdeaForge) -> None:
 
 
 def test_runnable_invoke_and_batch(forge: IdeaForge) -> None:
-    runnable = forge.as_runnable()
+    runnable = as_runnable(forge)
     one = runnable.invoke(IDEA)
     assert isinstance(one, RunResult) and Path(one.best_image_path).is_file()
     good, bad = runnable.batch(
@@ -232,7 +244,7 @@ def test_runnable_invoke_and_batch(forge: IdeaForge) -> None:
 
 
 def test_runnable_ainvoke_and_custom_progress_events(forge: IdeaForge) -> None:
-    runnable = forge.as_runnable()
+    runnable = as_runnable(forge)
 
     async def main() -> tuple[RunResult, list[dict[str, Any]]]:
         result = await runnable.ainvoke({"idea": IDEA, "seed": 4, "max_attempts": 1})
@@ -250,7 +262,7 @@ def test_runnable_ainvoke_and_custom_progress_events(forge: IdeaForge) -> None:
 
 
 def test_runnable_stream_yields_progress_then_the_result(forge: IdeaForge) -> None:
-    items = list(forge.as_runnable().stream({"idea": IDEA, "seed": 9}))
+    items = list(as_runnable(forge).stream({"idea": IDEA, "seed": 9}))
     *events, result = items
     assert all(isinstance(e, Event) for e in events) and isinstance(result, RunResult)
     stages = [e.stage for e in events]
@@ -276,7 +288,7 @@ def test_closing_the_stream_cancels_the_run(forge: IdeaForge, tmp_path: Path) ->
             cancel["event"].wait(10)
 
     forge.run, forge.on_event = run_and_keep_cancel, hold  # type: ignore[method-assign]
-    stream = forge.as_runnable().stream({"idea": IDEA, "seed": 1, "steps": 4})
+    stream = as_runnable(forge).stream({"idea": IDEA, "seed": 1, "steps": 4})
     for event in stream:
         if event.stage == "generate" and event.step == 1:
             break
@@ -288,7 +300,7 @@ def test_closing_the_stream_cancels_the_run(forge: IdeaForge, tmp_path: Path) ->
 def test_runnable_composes_with_pipes_and_as_tool(forge: IdeaForge) -> None:
     chain = (
         RunnableLambda(lambda text: {"idea": text, "seed": 3, "critique": False})
-        | forge.as_runnable()
+        | as_runnable(forge)
         | RunnableLambda(lambda result: result.best_image_path)
     )
     path = chain.invoke(IDEA)
@@ -296,7 +308,7 @@ def test_runnable_composes_with_pipes_and_as_tool(forge: IdeaForge) -> None:
     [streamed] = list(chain.stream(IDEA))  # progress events stay inside; the result reaches the last step
     assert streamed != path and read_record(streamed)["ideaforge"]["seed"] == 3
 
-    tool = forge.as_runnable().as_tool(name="draw", description="Draw an idea.")
+    tool = as_runnable(forge).as_tool(name="draw", description="Draw an idea.")
     params = convert_to_openai_tool(tool)["function"]["parameters"]
     assert params["required"] == ["idea"] and "seed" in params["properties"]
     result = tool.invoke({"idea": IDEA, "seed": 8, "critique": False})
@@ -305,7 +317,7 @@ def test_runnable_composes_with_pipes_and_as_tool(forge: IdeaForge) -> None:
 
 def test_runnable_accepts_a_prompt_spec(forge: IdeaForge) -> None:
     spec = forge.optimize(IDEA).model_copy(update={"positive": "a red kitten, basket"})
-    result = forge.as_runnable().invoke(spec, config={"run_name": "from-spec"})
+    result = as_runnable(forge).invoke(spec, config={"run_name": "from-spec"})
     assert result.attempts[0].spec.positive == "a red kitten, basket"
     with pytest.raises(InputError, match="cannot run 'int'"):
-        forge.as_runnable().invoke(42)
+        as_runnable(forge).invoke(42)

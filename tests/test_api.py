@@ -14,9 +14,10 @@ import ideaforge.agent.rules
 
 def test_public_names_are_pinned() -> None:
     assert ideaforge.__all__ == [
-        "Attempt", "Cancelled", "Event", "GenerationError", "IdeaForge", "IdeaForgeError", "ImageRecord",
-        "InputError", "LLMError", "ModelNotFoundError", "PromptChain", "PromptSpec", "RunResult", "Scores",
-        "Settings", "__version__", "load_settings", "run",
+        "Attempt", "Cancelled", "Event", "GenerateRequest", "GenerationError", "IdeaForge", "IdeaForgeError",
+        "ImageRecord", "InputError", "LLMError", "ModelNotFoundError", "OptimizeRequest", "PngRecord",
+        "PromptChain", "PromptSpec", "RunOptions", "RunResult", "Scores", "Settings", "__version__",
+        "as_runnable", "load_settings", "make_tools", "run",
     ]
     for name in ideaforge.__all__:
         assert getattr(ideaforge, name) is not None

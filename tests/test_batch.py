@@ -263,7 +263,7 @@ def test_one_failing_idea_fails_alone_inside_a_batched_call(tiny_sd_dir: Path, t
     path = write_tsv(tmp_path / "ideas.tsv", ideas)
     out = tmp_path / "out"
     generator = Recording(tiny_sd_dir, poison="poisoned apple")
-    forge = IdeaForge(generator=generator, **make_forge(tiny_sd_dir, out)._given)
+    forge = make_forge(tiny_sd_dir, out, generator=generator)
     summary = run_batch(forge, path, batch_size=4)
     assert summary.done == 5 and [(f["line"], f["stage"]) for f in summary.failed] == [(7, "generate")]
     assert "cannot draw 'poisoned apple'" in summary.failed[0]["error"]
@@ -281,7 +281,7 @@ def test_batched_and_one_by_one_runs_give_the_same_pixels(tiny_sd_dir: Path, tmp
     for batch_size in (4, 1):
         out = tmp_path / f"b{batch_size}"
         generator = Recording(tiny_sd_dir)
-        forge = IdeaForge(generator=generator, **make_forge(tiny_sd_dir, out)._given)
+        forge = make_forge(tiny_sd_dir, out, generator=generator)
         assert run_batch(forge, path, batch_size=batch_size).done == 8
         runs[batch_size] = (check_folder(out, ideas), generator.calls, out)
     (batched, batched_calls, a), (single, single_calls, b) = runs[4], runs[1]
@@ -301,7 +301,7 @@ def test_prompts_are_counted_with_a_copy_of_the_pipelines_tokenizer(tiny_sd_dir:
     from ideaforge.agent.budget import count
 
     generator = Recording(tiny_sd_dir)
-    forge = IdeaForge(generator=generator, **make_forge(tiny_sd_dir, tmp_path / "out")._given)
+    forge = make_forge(tiny_sd_dir, tmp_path / "out", generator=generator)
     assert run_batch(forge, write_tsv(tmp_path / "ideas.tsv", public_ideas(2, start=800))).ok
     mine, pipeline = forge.chain.tokenizer, generator.tool.tokenizer
     assert mine is not pipeline and type(mine) is type(pipeline)
@@ -314,12 +314,11 @@ def test_resume_skips_what_is_done_and_redoes_what_is_missing_or_failed(tiny_sd_
     ideas = public_ideas(4, start=200) + ["a poisoned apple"]
     path = write_tsv(tmp_path / "ideas.tsv", ideas)
     out = tmp_path / "out"
-    given = make_forge(tiny_sd_dir, out)._given
-    first = run_batch(IdeaForge(generator=Recording(tiny_sd_dir, poison="poisoned apple"), **given), path)
+    first = run_batch(make_forge(tiny_sd_dir, out, generator=Recording(tiny_sd_dir, poison="poisoned apple")), path)
     assert first.done == 4 and len(first.failed) == 1 and len(failures(out)) == 1
 
     generator = Recording(tiny_sd_dir)
-    second = run_batch(IdeaForge(generator=generator, **given), path)
+    second = run_batch(make_forge(tiny_sd_dir, out, generator=generator), path)
     assert (second.done_before, second.done, second.failed) == (4, 1, [])
     assert generator.calls and all("poisoned apple" in p for c in generator.calls for p in c)  # only it ran
     assert failures(out) == []  # the old failure is gone with its retry
@@ -328,7 +327,7 @@ def test_resume_skips_what_is_done_and_redoes_what_is_missing_or_failed(tiny_sd_
     removed = manifest[0]
     (out / removed["file_name"]).unlink()  # an image the user deleted
     generator = Recording(tiny_sd_dir)
-    third = run_batch(IdeaForge(generator=generator, **given), path)
+    third = run_batch(make_forge(tiny_sd_dir, out, generator=generator), path)
     assert (third.done_before, third.done, third.recovery.dropped_lines) == (4, 1, 1)
     assert [len(c) for c in generator.calls] == [1] and generator.calls[0] == [removed["prompt"]]
     again = check_folder(out, ideas)
@@ -359,7 +358,7 @@ def test_recovery_after_a_kill_between_image_and_line(tiny_sd_dir: Path, tmp_pat
     Image.new("RGB", (8, 8)).save(foreign)  # not ideaforge's: never touched
 
     generator = Recording(tiny_sd_dir)
-    summary = run_batch(IdeaForge(generator=generator, **make_forge(tiny_sd_dir, out)._given), path)
+    summary = run_batch(make_forge(tiny_sd_dir, out, generator=generator), path)
     rec = summary.recovery
     assert (rec.adopted, rec.removed, rec.temp_files) == (1, 1, 1)  # single image adopted, remnant removed
     assert rec.dropped_lines == 0  # the torn line was not valid JSON: skipped, not counted as a line
@@ -424,7 +423,7 @@ def test_critic_rounds_are_batched_and_match_one_by_one_runs(tiny_sd_dir: Path, 
     out = tmp_path / "out"
     settings = {"critique": True, "clip_model": str(tiny_clip_dir), "threshold": 101.0, "max_attempts": 2}
     generator = Recording(tiny_sd_dir)
-    forge = IdeaForge(generator=generator, **make_forge(tiny_sd_dir, out, **settings)._given)
+    forge = make_forge(tiny_sd_dir, out, **settings, generator=generator)
     summary = run_batch(forge, path, batch_size=4)
     assert summary.done == 3 and summary.images == 6  # two rounds each: the threshold is out of reach
     assert len(generator.calls) < 6 and max(len(c) for c in generator.calls) >= 2  # merged across ideas

@@ -45,7 +45,7 @@ def test_bad_ideas_exit_2_with_one_line(idea) -> None:
 
 def test_unknown_style_exit_2() -> None:
     out = run("prompt", "a cat", "--style", "nope")
-    assert out.returncode == 2 and "unknown style 'nope'" in out.stderr and "watercolor" in out.stderr
+    assert out.returncode == 2 and "'nope': unknown style" in out.stderr and "watercolor" in out.stderr
 
 
 def test_prompt_openai_against_compatible_server() -> None:

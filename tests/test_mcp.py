@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from ideaforge import IdeaForge
+from ideaforge import IdeaForge, make_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 IDEA = "a red kitten in a basket"
@@ -64,19 +64,22 @@ def test_list_tools_generate_image_and_errors_over_stdio(env: dict[str, str], tm
         made = await session.call_tool("generate_image", {"idea": IDEA, "seed": 7}, progress_callback=on_progress)
         bad_size = await session.call_tool("generate_image", {"idea": IDEA, "size": "100x7"})
         bad_type = await session.call_tool("generate_image", {"idea": IDEA, "seed": "seven"})
+        bogus = await session.call_tool("generate_image", {"idea": "cat", "bogus": 1})
+        misspelt = await session.call_tool("generate_image", {"idea": "cat", "negative": "dogs"})
         record = json.loads(made.content[2].text)
         scored = await session.call_tool("score_image", {"image_path": record["best_image_path"], "text": IDEA})
-        return listed, made, bad_size, bad_type, scored
+        return listed, made, bad_size, bad_type, bogus, misspelt, scored
 
-    listed, made, bad_size, bad_type, scored = serve(env, tmp_path / "server.log", session_fn)
+    listed, made, bad_size, bad_type, bogus, misspelt, scored = serve(env, tmp_path / "server.log", session_fn)
 
     # The same three tools as the LangChain ones: names, descriptions, argument schemas.
-    langchain = {t.name: t for t in IdeaForge(engine="rules").as_tools()}
+    langchain = {t.name: t for t in make_tools(IdeaForge(engine="rules"))}
     assert [t.name for t in listed.tools] == list(langchain)
     for tool in listed.tools:
         schema = langchain[tool.name].args_schema.model_json_schema()
         assert tool.description == langchain[tool.name].description
         assert tool.input_schema.get("required", []) == schema.get("required", [])
+        assert tool.input_schema.get("additionalProperties") is False
         for name, spec in schema["properties"].items():
             assert tool.input_schema["properties"][name]["description"] == spec["description"]
 
@@ -96,6 +99,13 @@ def test_list_tools_generate_image_and_errors_over_stdio(env: dict[str, str], tm
     # Errors are tool results the model can read, and the server lives on to answer the next call.
     assert bad_size.is_error and "size 100x7 is invalid" in bad_size.content[0].text
     assert bad_type.is_error and "seed" in bad_type.content[0].text
+    # Unknown or misspelt arguments are rejected in one line that names them, not silently dropped.
+    for reply, name in ((bogus, "bogus"), (misspelt, "negative")):
+        [text] = reply.content
+        assert reply.is_error and f"unknown argument {name!r}" in text.text and "\n" not in text.text
+        assert "pydantic" not in text.text and "http" not in text.text
+    generate = next(t for t in listed.tools if t.name == "generate_image").input_schema["properties"]
+    assert generate["steps"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 500}
     assert not scored.is_error
     assert json.loads(scored.content[1].text)["score"] == pytest.approx(record["best"]["score"], abs=0.01)
 

@@ -403,7 +403,7 @@ def worker_forge(forge: Any, generator: Any, scorer: Any) -> Any:
     """An IdeaForge sharing `forge`'s settings, chain and LoRAs, with the given generator and scorer."""
     from ideaforge.agent.forge import IdeaForge
 
-    return IdeaForge(chain=forge.chain, generator=generator, scorer=scorer, loras=forge.loras, **forge._given)
+    return IdeaForge.from_settings(forge.settings, chain=forge.chain, generator=generator, scorer=scorer, loras=forge.loras)
 
 
 def run_jobs(

@@ -7,8 +7,8 @@ returns `(content, artifact)`: a few lines the calling model reads, and the full
 `ToolMessage(status="error")` with a one-line message the model can act on, never as an exception in the host.
 
 Example:
-    >>> from agent import IdeaForge
-    >>> optimize, generate, score = IdeaForge(model="path/to/sd", steps=2).as_tools()  # doctest: +SKIP
+    >>> from ideaforge import IdeaForge, make_tools
+    >>> optimize, generate, score = make_tools(IdeaForge(model="path/to/sd", steps=2))  # doctest: +SKIP
     >>> generate.invoke({"type": "tool_call", "id": "1", "name": "generate_image",
     ...                  "args": {"idea": "a red kitten in a basket", "seed": 7}}).artifact["best_image_path"]  # doctest: +SKIP
     'outputs/a-red-kitten-in-a-basket-7.png'
@@ -24,67 +24,15 @@ from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ideaforge import prompts
-from ideaforge.errors import IdeaForgeError
+from ideaforge.agent.request import GenerateRequest, OptimizeRequest
+from ideaforge.app.integrations.runnable import ForgeRunnable
+from ideaforge.errors import IdeaForgeError, explain
 
-_STYLE_HELP = (
-    "Optional style preset applied to the prompt, one of: " + ", ".join(prompts.style_names()) + ". "
-    "Leave it out for the server's default (usually none)."
-)
-
-
-class OptimizePromptArgs(BaseModel):
-    """Arguments of `optimize_prompt`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    idea: str = Field(
-        min_length=1,
-        description="What the image should show, as loose as you like and in any language, "
-        "e.g. 'a red kitten in a basket' or '一只坐在篮子里的红色小猫'.",
-    )
-    style: str | None = Field(default=None, description=_STYLE_HELP)
-
-
-class GenerateImageArgs(BaseModel):
-    """Arguments of `generate_image`; also the input schema of `IdeaForge.as_runnable()`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    idea: str = Field(
-        min_length=1,
-        description="What the image should show, in any language. It is optimized into a Stable Diffusion prompt "
-        "and is what the CLIP critic scores the image against, even when `prompt` is given.",
-    )
-    prompt: str | None = Field(
-        default=None,
-        description="Optional English Stable Diffusion positive prompt to use as written instead of optimizing "
-        "the idea (a style preset and the 77-token limit still apply).",
-    )
-    negative_prompt: str | None = Field(
-        default=None, description="Optional negative prompt: comma-separated things the image must not show."
-    )
-    seed: int | None = Field(
-        default=None,
-        description="Seed of the first image, a whole number from 0 to 4294967295; the same seed and settings "
-        "reproduce the same image. Leave it out for a random seed (it is reported back).",
-    )
-    style: str | None = Field(default=None, description=_STYLE_HELP)
-    size: str | None = Field(
-        default=None,
-        description="Image size as WIDTHxHEIGHT in pixels, multiples of 8, e.g. '512x512' or '768x512'. "
-        "Leave it out for the model's native size.",
-    )
-    steps: int | None = Field(
-        default=None, description="Denoising steps, 1 to 500. Leave it out for the model's default."
-    )
-    critique: bool | None = Field(
-        default=None,
-        description="Score each image with CLIP and revise the prompt when it falls short (on by default); "
-        "false makes a single attempt, faster.",
-    )
+# The tools' argument schemas are the request models every entry point shares (ranges and enums included).
+OptimizePromptArgs = OptimizeRequest
+GenerateImageArgs = GenerateRequest
 
 
 class ScoreImageArgs(BaseModel):
@@ -104,15 +52,9 @@ class ScoreImageArgs(BaseModel):
     )
 
 
-def _explain(exc: ValidationError | Exception) -> str:
-    """Bad tool arguments as one line per field, for the calling model to correct."""
-    if not isinstance(exc, ValidationError):
-        return f"invalid arguments: {exc}"
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ())) or "arguments"
-        parts.append(f"{where}: {err.get('msg', 'invalid')} (got {err.get('input')!r})")
-    return "invalid arguments: " + "; ".join(parts)
+def _explain(exc: Exception) -> str:
+    """Bad tool arguments as one line, for the calling model to correct."""
+    return f"invalid arguments: {explain(exc)}"
 
 
 @contextmanager
@@ -161,16 +103,17 @@ class GenerateImageTool(_ForgeTool):
         "the image is generated, scored against the idea with CLIP and, when critique is on, the prompt is "
         "revised and the image remade until it passes or the attempts run out; the best image is kept. "
         "Returns the saved PNG path(s), the seed and the best CLIP score (about 30 or more is a good match "
-        "for the default critic). Optional: an explicit prompt, seed, style, size, steps, critique on/off."
+        "for the default critic). Optional: an explicit prompt, seed, style, size, steps, guidance, scheduler, "
+        "images per attempt, critique on/off and the critic loop's threshold and rounds."
     )
     args_schema: type[BaseModel] = GenerateImageArgs
     runnable: Any = Field(default=None, exclude=True)
 
     def _run(self, run_manager: CallbackManagerForToolRun | None = None, **args: Any) -> tuple[str, dict[str, Any]]:
-        runnable = self.runnable if self.runnable is not None else self.forge.as_runnable()
+        runnable = self.runnable if self.runnable is not None else ForgeRunnable(forge=self.forge)
         config = {"callbacks": run_manager.get_child()} if run_manager else None
         with _as_tool_errors():
-            result = runnable.invoke(GenerateImageArgs(**args), config=config)
+            result = runnable.invoke(GenerateRequest.parse(**args), config=config)
         best_path = result.best_image_path
         if best_path is None:
             notes = "; ".join(result.warnings) or "every image was flagged by the safety checker or failed"
@@ -251,16 +194,16 @@ def _summary(result: Any, best_path: str) -> str:
 
 
 def make_tools(forge: Any) -> list[BaseTool]:
-    """The three tools around one forge (an `ideaforge.IdeaForge` or anything with its `optimize`, `as_runnable` and
+    """The three tools around one forge (an `ideaforge.IdeaForge`, or anything with its `optimize`, `run` and
     `scorer`), sharing its loaded models: `[optimize_prompt, generate_image, score_image]`.
 
     Example:
-        >>> from agent import IdeaForge
+        >>> from ideaforge import IdeaForge
         >>> [t.name for t in make_tools(IdeaForge(engine="rules"))]
         ['optimize_prompt', 'generate_image', 'score_image']
     """
     return [
         OptimizePromptTool(forge=forge),
-        GenerateImageTool(forge=forge, runnable=forge.as_runnable()),
+        GenerateImageTool(forge=forge, runnable=ForgeRunnable(forge=forge)),
         ScoreImageTool(forge=forge),
     ]

@@ -1,7 +1,7 @@
 """The whole pipeline as a LangChain `Runnable`: idea in, `RunResult` out.
 
-`IdeaForge(...).as_runnable()` gives a `ForgeRunnable` sharing that forge's loaded models. It takes an idea (str),
-a dict or `GenerateImageArgs` of `generate_image` arguments (plus any other `IdeaForge.run` option, e.g.
+`as_runnable(forge)` gives a `ForgeRunnable` sharing that forge's loaded models. It takes an idea (str),
+a dict or `GenerateRequest` of `generate_image` arguments (plus any other `IdeaForge.run` option, e.g.
 `max_attempts`), or a ready `PromptSpec`, and supports everything a Runnable does: `invoke`, `batch`, `ainvoke`,
 `abatch`, `|` composition and `as_tool()`. `stream` yields the run's progress `Event`s as they happen and the
 `RunResult` last, so a step piped after it receives the result. The same progress reaches LangChain callbacks as
@@ -11,7 +11,7 @@ Example:
     >>> from langchain_core.runnables import RunnableLambda
     >>> from agent import IdeaForge
     >>> forge = IdeaForge(model="path/to/sd", steps=2, size="64x64")  # doctest: +SKIP
-    >>> pipeline = forge.as_runnable() | RunnableLambda(lambda result: result.best_image_path)  # doctest: +SKIP
+    >>> pipeline = as_runnable(forge) | RunnableLambda(lambda result: result.best_image_path)  # doctest: +SKIP
     >>> pipeline.invoke({"idea": "a red kitten in a basket", "seed": 7})  # doctest: +SKIP
     'outputs/a-red-kitten-in-a-basket-7.png'
 """
@@ -30,12 +30,11 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from pydantic import ConfigDict, Field, ValidationError
 
 from ideaforge.agent.models import LLMSpec, PromptSpec, RunResult
+from ideaforge.agent.request import GenerateRequest
 from ideaforge.agent.rules import get_style
-from ideaforge.app.integrations.langchain_tools import GenerateImageArgs
 from ideaforge.errors import InputError
 
 EVENT_NAME = "ideaforge"
-_RUN_OPTIONS = ("seed", "style", "size", "steps", "critique")
 
 
 def event_data(event: Any) -> dict[str, Any]:
@@ -52,7 +51,7 @@ def event_data(event: Any) -> dict[str, Any]:
 
 
 class ForgeRunnable(RunnableSerializable[Any, RunResult]):
-    """`IdeaForge.run` as a Runnable. Build it with `IdeaForge.as_runnable()`."""
+    """`IdeaForge.run` as a Runnable. Build it with `as_runnable(forge)`."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -60,8 +59,8 @@ class ForgeRunnable(RunnableSerializable[Any, RunResult]):
     name: str | None = "ideaforge"
 
     @property
-    def InputType(self) -> type[GenerateImageArgs]:
-        return GenerateImageArgs
+    def InputType(self) -> type[GenerateRequest]:
+        return GenerateRequest
 
     @property
     def OutputType(self) -> type[RunResult]:
@@ -82,7 +81,7 @@ class ForgeRunnable(RunnableSerializable[Any, RunResult]):
         forge = self.forge
         idea, spec, overrides = _request(input)
         forge.check(**overrides)  # bad values fail here, before the prompt stage or any model load
-        if isinstance(spec, GenerateImageArgs):
+        if isinstance(spec, GenerateRequest):
             spec = explicit_spec(forge, spec, style=overrides.get("style"))
 
         def emit(event: Any) -> None:
@@ -137,35 +136,38 @@ class ForgeRunnable(RunnableSerializable[Any, RunResult]):
             await asyncio.to_thread(iterator.close)
 
 
+def as_runnable(forge: Any) -> ForgeRunnable:
+    """The forge's whole pipeline as a LangChain Runnable (invoke, batch, ainvoke, stream of progress events)."""
+    return ForgeRunnable(forge=forge)
+
+
 def _request(input: Any) -> tuple[str, Any, dict[str, Any]]:
-    """(idea, spec or the arguments that name an explicit prompt or None, run options) from any accepted input."""
+    """(idea, spec or the arguments that name an explicit prompt or None, run options) from any accepted input.
+
+    A dict is a `GenerateRequest`; keys it does not know (e.g. `out`) go on to `IdeaForge.run`, which checks them.
+    """
     if isinstance(input, PromptSpec):
         return input.idea, input, {}
     if isinstance(input, str):
         return input, None, {}
-    if isinstance(input, GenerateImageArgs):
+    if isinstance(input, GenerateRequest):
         args, extra = input, {}
     elif isinstance(input, Mapping):
-        known = set(GenerateImageArgs.model_fields)
+        known = set(GenerateRequest.model_fields)
         extra = {k: v for k, v in input.items() if k not in known}
-        try:
-            args = GenerateImageArgs(**{k: v for k, v in input.items() if k in known})
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err.get("loc", ())) or "input"
-            raise InputError(f"{where} = {err.get('input')!r}: {err.get('msg')}") from None
+        args = GenerateRequest.parse(**{k: v for k, v in input.items() if k in known})
     else:
         raise InputError(
             f"cannot run {type(input).__name__!r}; pass an idea (str), a dict of generate_image arguments or a "
             "PromptSpec"
         )
-    overrides = {k: getattr(args, k) for k in _RUN_OPTIONS if getattr(args, k) is not None}
+    overrides = args.given()
     overrides.update(extra)
     explicit = args if args.prompt is not None or args.negative_prompt is not None else None
     return args.idea, explicit, overrides
 
 
-def explicit_spec(forge: Any, args: GenerateImageArgs, *, style: str | None = None) -> PromptSpec:
+def explicit_spec(forge: Any, args: GenerateRequest, *, style: str | None = None) -> PromptSpec:
     """A spec that uses the caller's prompt and/or negative prompt.
 
     The idea is still optimized, for its English form and elements (what the critic scores) and for whatever the
