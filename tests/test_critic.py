@@ -262,8 +262,12 @@ def test_importing_the_critic_does_not_import_torch():
 
 def test_docstring_examples_run():
     import doctest
+    import importlib
+    import pkgutil
 
-    import ideaforge.tools.critic
+    import ideaforge.tools.critic as package
 
-    result = doctest.testmod(ideaforge.tools.critic)
-    assert result.failed == 0 and result.attempted >= 4
+    modules = [package] + [importlib.import_module(m.name) for m in pkgutil.iter_modules(package.__path__, "ideaforge.tools.critic.")]
+    results = [doctest.testmod(module, optionflags=doctest.ELLIPSIS) for module in modules]
+    assert sum(r.failed for r in results) == 0
+    assert all(r.attempted >= 2 for r in results), results  # every module shows how it is used

@@ -3,6 +3,15 @@
 Stable Diffusion's text encoders read at most 77 tokens, BOS and EOS included. Counting words is not counting
 tokens, so every prompt budget in ideaforge is checked with this tokenizer, or with the loaded diffusion model's
 own tokenizer when there is one.
+
+Example:
+    >>> count_tokens("a red kitten")  # BOS, three words, EOS
+    5
+    >>> count_tokens("一只红色小猫") > 6  # byte-level BPE: CJK costs several tokens a character
+    True
+    >>> tokenizer = load_clip_tokenizer()
+    >>> tokenizer("a red kitten")["input_ids"], tokenizer.model_max_length
+    ([49406, 320, 736, 13063, 49407], 77)
 """
 
 from __future__ import annotations
@@ -61,7 +70,7 @@ def write_clip_tokenizer(directory: str | os.PathLike[str] | None = None) -> Pat
     With no directory, a content-addressed folder under the ideaforge cache is used and reused. The folder is
     written to a temporary name and renamed into place, so concurrent callers never see half a tokenizer.
     """
-    bpe = resources.files("ideaforge.tools").joinpath("data", _BPE_FILE).read_bytes()
+    bpe = resources.files("ideaforge.tools").joinpath("data").joinpath(_BPE_FILE).read_bytes()
     if directory is None:
         digest = hashlib.sha256(bpe).hexdigest()[:16]
         target = _cache_root() / f"clip-tokenizer-{digest}"

@@ -1,182 +1,35 @@
-"""The CLIP critic: how well does an image show the idea, and which of its elements are missing?
+"""`CLIPCritic`: scores images against an idea and its elements with a `transformers` CLIPModel.
 
-Scores are on the torchmetrics CLIPScore scale, `max(100 * cosine(image, text), 0)`: one score for the whole idea
-and one per element of the spec (decomposed scoring, as in OPT2I). The critique names the elements that score well
-below the others, in words the reviser can act on.
+Scores are on the torchmetrics CLIPScore scale, `max(100 * cosine(image, text), 0)`: one for the whole idea and one
+per element of the spec (decomposed scoring, as in OPT2I). Loaded models are shared between critics with the same
+(model, device, dtype). torch and transformers are imported inside the functions that need them.
 
-Example (needs the CLIP weights, so not run here; `critique` and `default_threshold` below are):
-    >>> from ideaforge.tools.critic import CLIPCritic
-    >>> critic = CLIPCritic("openai/clip-vit-base-patch32").load()  # doctest: +SKIP
-    >>> [s] = critic.score([image], "a red kitten in a basket", ["red kitten", "basket"])  # doctest: +SKIP
-    >>> passed, missing = s.idea >= critic.threshold, s.critique.weak  # doctest: +SKIP
-
-torch and transformers are imported inside the functions that need them, so importing this module is instant.
+Example:
+    >>> critic = CLIPCritic("openai/clip-vit-base-patch32")  # nothing is loaded yet
+    >>> critic.threshold
+    30.0
+    >>> CLIPCritic(" ")
+    Traceback (most recent call last):
+    ...
+    ideaforge.errors.InputError: clip model ' ' is empty; pass a Hub id or a folder (--clip-model)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ideaforge.errors import InputError, ModelNotFoundError
-
-DEFAULT_MODEL = "openai/clip-vit-base-patch32"
-
-# Default pass thresholds for the idea score, on the CLIPScore scale (100 x cosine), per OpenAI CLIP checkpoint.
-# Thresholds only mean something for the weights they were measured with, so only OpenAI's checkpoints are listed.
-#
-# ViT-B/32 = 30.0: LAION-400M (Schuhmann et al. 2021, arXiv:2111.02114) kept web pairs whose OpenAI ViT-B/32 cosine
-#   was at least 0.3, "after trying different values and using human evaluations of how well the texts fit the
-#   images"; they call 0.3 conservative (0.28-0.29 "also seemed okay in many cases"). Passing means the image fits
-#   the idea at least as well as a pair a human judged a fit.
-# ViT-B/16 = 30.0: halfway between the ViT-B/16 score of uniform noise against "a photo of a cat" (24.43 in the
-#   torchmetrics `clip_score` docstring, 24.80 for the `CLIPScore` module) and Stable Diffusion's own images of six
-#   PartiPrompts-style prompts (34.91 for v1-4, 36.21 for v1-5; diffusers docs, "Evaluating Diffusion Models").
-# ViT-L/14 and ViT-L/14-336 = 26.0: no human-checked L/14 cut was found. A LAION-HD subset re-scored with ViT-L/14
-#   (huggingface.co/datasets/drhead/laion_hd_21M_deduped) drops pairs below 0.20 as poor matches; DataComp
-#   (Gadre et al. 2023) filters by L/14 rank (top 30%) rather than a fixed cut. 26.0 sits between that poor-match
-#   cut and the ViT-B/32 pass mark; treat it as an estimate and override it with --threshold where it matters.
-# Unknown models = 28.0: the ViT-B/32 cut LAION used to build LAION-2B-en (LAION-5B, Schuhmann et al. 2022; also
-#   the "laion2b" baseline in the DataComp README), the data most open CLIP checkpoints were trained on; a
-#   documented middle ground, not a measurement.
-KNOWN_THRESHOLDS: dict[str, float] = {
-    "clip-vit-base-patch32": 30.0,
-    "clip-vit-base-patch16": 30.0,
-    "clip-vit-large-patch14": 26.0,
-    "clip-vit-large-patch14-336": 26.0,
-}
-FALLBACK_THRESHOLD = 28.0
-# OpenAI architectures by vision tower, to recognise a saved copy in a folder of any name:
-# (hidden_size, patch_size, image_size) -> checkpoint name.
-_ARCHITECTURES = {
-    (768, 32, 224): "clip-vit-base-patch32",
-    (768, 16, 224): "clip-vit-base-patch16",
-    (1024, 14, 224): "clip-vit-large-patch14",
-    (1024, 14, 336): "clip-vit-large-patch14-336",
-}
-
-# An element is weak when it scores below FLOOR, or MARGIN or more below the best-shown element.
-# FLOOR = 20.0: the 0.20 cosine below which the LAION-HD re-scoring above calls a pair a poor match.
-# MARGIN = 5.0: half the ~10-point gap between noise (24.4-24.8) and a matching Stable Diffusion image (34.9-36.2)
-#   under ViT-B/16 (sources above), i.e. a shortfall that is clearly more than noise between phrasings.
-FLOOR = 20.0
-MARGIN = 5.0
+from ideaforge.tools.critic.feedback import ImageScore, critique
+from ideaforge.tools.critic.thresholds import DEFAULT_MODEL, default_threshold
 
 _IMAGE_BATCH = 16  # images per forward pass: bounds memory with many candidates at large CLIP resolutions
 
 _CACHE: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 _CACHE_LOCK = threading.Lock()
-
-
-@dataclass
-class Critique:
-    """What the image is missing. `weak`: elements most in need of emphasis first; `text`: for the reviser."""
-
-    weak: list[str]
-    text: str
-
-
-@dataclass
-class ImageScore:
-    """Scores of one image on the CLIPScore scale (0-100). `truncated` lists texts cut to CLIP's token limit."""
-
-    idea: float
-    elements: dict[str, float]
-    truncated: list[str] = field(default_factory=list)
-    critique: Critique = field(default_factory=lambda: Critique([], ""))
-
-
-def _checkpoint_name(model: str) -> str | None:
-    """The OpenAI checkpoint `model` is (by Hub id, cache path or a folder's config), or None."""
-    name = str(model).lower().replace("_", "-").rstrip("/")
-    for known in sorted(KNOWN_THRESHOLDS, key=len, reverse=True):  # "-336" before its prefix
-        if name.endswith(known) or f"{known}/" in name or f"--{known}" in name:
-            return known
-    config = Path(model) / "config.json"
-    if config.is_file():
-        try:
-            vision = json.loads(config.read_text(encoding="utf-8")).get("vision_config") or {}
-            key = (
-                vision.get("hidden_size", 768),
-                vision.get("patch_size", 32),
-                vision.get("image_size", 224),
-            )
-        except (OSError, ValueError, AttributeError):
-            return None
-        return _ARCHITECTURES.get(key)
-    return None
-
-
-def default_threshold(model: str) -> float:
-    """Default pass threshold for the idea score of `model` (see KNOWN_THRESHOLDS for each number's source).
-
-    Example:
-        >>> default_threshold("openai/clip-vit-base-patch32")
-        30.0
-        >>> default_threshold("some/unknown-clip")
-        28.0
-    """
-    name = _checkpoint_name(model)
-    return KNOWN_THRESHOLDS[name] if name else FALLBACK_THRESHOLD
-
-
-def critique(
-    idea_score: float,
-    element_scores: Mapping[str, float],
-    *,
-    floor: float = FLOOR,
-    margin: float = MARGIN,
-    truncated: Sequence[str] = (),
-) -> Critique:
-    """Which elements the image shows weakly, and a sentence per element that a reviser can act on.
-
-    An element is weak when its score is below `floor`, or at least `margin` below the best-shown element.
-    Weak elements come lowest score first. Pure: depends only on its arguments.
-
-    Example:
-        >>> c = critique(24.0, {"red kitten": 27.9, "basket": 14.2})
-        >>> c.weak
-        ['basket']
-    """
-    if not element_scores:
-        text = f"Overall match with the idea: {idea_score:.1f}. No separate elements were scored."
-        return Critique([], _with_truncation(text, truncated))
-    best_name, best = max(element_scores.items(), key=lambda kv: kv[1])
-    weak = [
-        name
-        for name, score in sorted(element_scores.items(), key=lambda kv: kv[1])
-        if score < floor or best - score >= margin
-    ]
-    parts = [f"Overall match with the idea: {idea_score:.1f}."]
-    if not weak:
-        low = min(element_scores.values())
-        parts.append(
-            f"Every element is visible to a similar degree ({low:.1f} to {best:.1f}); none is missing."
-        )
-    for name in weak:
-        score = element_scores[name]
-        if name == best_name or best < floor:
-            parts.append(f"The image barely shows {name!r} ({score:.1f}, below {floor:.1f}).")
-        else:
-            parts.append(f"The image barely shows {name!r} ({score:.1f}, vs {best:.1f} for {best_name!r}).")
-    if weak:
-        listed = ", ".join(repr(n) for n in weak)
-        parts.append(
-            f"Make {listed} more prominent: name each early in the prompt and describe it concretely."
-        )
-    return Critique(weak, _with_truncation(" ".join(parts), truncated))
-
-
-def _with_truncation(text: str, truncated: Sequence[str]) -> str:
-    if not truncated:
-        return text
-    cut = ", ".join(repr(t[:40] + ("…" if len(t) > 40 else "")) for t in truncated)
-    return f"{text} Only the first 77 CLIP tokens of {cut} were scored; shorter wording is judged in full."
 
 
 def _default_device() -> str:
@@ -263,7 +116,7 @@ def _load(model: str, device: str, dtype: Any) -> tuple[Any, Any]:
     else:
         source = model
     try:
-        clip = CLIPModel.from_pretrained(source)
+        clip: Any = CLIPModel.from_pretrained(source)  # transformers' stubs make .to() uncallable
         processor = CLIPProcessor.from_pretrained(source)
     except OSError as exc:
         if folder.is_dir():
@@ -447,15 +300,3 @@ def _as_rgb(image: Any) -> Any:
     if isinstance(image, Image.Image):
         return image if image.mode == "RGB" else image.convert("RGB")
     return image  # numpy arrays and tensors go to the processor as they are
-
-
-__all__ = [
-    "FALLBACK_THRESHOLD",
-    "KNOWN_THRESHOLDS",
-    "CLIPCritic",
-    "Critique",
-    "ImageScore",
-    "clear_cache",
-    "critique",
-    "default_threshold",
-]

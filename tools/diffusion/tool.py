@@ -159,7 +159,7 @@ class DiffusionTool:
             for key in ("steps", "guidance", "width", "height", "scheduler")
             if getattr(params, key) is None
         }
-        steps: int = update.get("steps", params.steps)
+        steps: int = profile.steps if params.steps is None else params.steps
         if params.init_image is not None:
             if params.steps is None:
                 while int(steps * params.strength) < 1:
