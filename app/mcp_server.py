@@ -19,11 +19,8 @@ import base64
 import contextlib
 import inspect
 import json
-import sys
 from pathlib import Path
 from typing import Any
-
-import typer
 
 INSTRUCTIONS = (
     "ideaforge turns a loose idea (any language) into a Stable Diffusion image. Call generate_image with the idea; "
@@ -148,30 +145,3 @@ def build_server(forge: Any) -> Any:
         )
         server.add_tool(_handler(tool), name=tool.name, description=tool.description, annotations=hints)
     return server
-
-
-def mcp(
-    model: str | None = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file."),
-    clip_model: str | None = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder."),
-    engine: str | None = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rules."),
-    style: str | None = typer.Option(None, "--style", help="Default style preset."),
-    steps: int | None = typer.Option(None, "--steps", help="Default denoising steps."),
-    size: str | None = typer.Option(None, "--size", help="Default WIDTHxHEIGHT, multiples of 8."),
-    out: str | None = typer.Option(None, "--out", help="Where images are written."),
-    device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu."),
-    dtype: str | None = typer.Option(None, "--dtype", help="float16, bfloat16 or float32."),
-) -> None:
-    """Serve optimize_prompt, generate_image and score_image to MCP clients over stdio."""
-    from ideaforge.agent.forge import IdeaForge
-    from ideaforge.errors import IdeaForgeError
-
-    try:
-        forge = IdeaForge(
-            model=model, clip_model=clip_model, engine=engine, style=style, steps=steps, size=size, out=out,
-            device=device, dtype=dtype,
-        )
-        forge.check()
-    except IdeaForgeError as exc:  # bad options: say so once, before any client connects
-        print(f"ideaforge: error: {' '.join(str(exc).split())}", file=sys.stderr)
-        raise typer.Exit(exc.exit_code) from None
-    build_server(forge).run("stdio")

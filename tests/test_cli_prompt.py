@@ -67,7 +67,7 @@ def test_openai_base_url_env_selects_openai_in_auto() -> None:
 
 def test_help_and_import_do_not_load_heavy_modules() -> None:
     code = (
-        "import sys, agent, ideaforge.app.cli\n"
+        "import sys, ideaforge, ideaforge.app.cli\n"
         "from typer.testing import CliRunner\n"
         "r = CliRunner().invoke(ideaforge.app.cli.app, ['--help'])\n"
         "assert r.exit_code == 0, r.output\n"

@@ -1,63 +1,17 @@
-"""`ideaforge` command line: a thin shell that parses options, calls `agent`, and prints the result.
-
-Exit statuses: 0 success, 1 a run failed (generation error, some batch ideas failed), 2 bad input or a missing
-model, 130 interrupted.
-"""
+"""`ideaforge prompt`, `generate`, `info` and `styles`: parse options, call the forge, print the result."""
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 
-from ideaforge.app import options
-
-app = typer.Typer(
-    name="ideaforge",
-    help="Turn a loose idea into a good Stable Diffusion image.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-F = TypeVar("F", bound=Callable[..., Any])
+from ideaforge.app.cli import options
+from ideaforge.app.cli.common import emit_json, fail, friendly
 
 
-def _fail(message: str, code: int) -> None:
-    first = " ".join(str(message).split())
-    print(f"ideaforge: error: {first}", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-def friendly(fn: F) -> F:
-    """Turn ideaforge's exceptions into one line on stderr and the documented exit status; no tracebacks."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ideaforge.errors import IdeaForgeError
-
-        try:
-            return fn(*args, **kwargs)
-        except IdeaForgeError as exc:
-            _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted; nothing partial was written", 130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
-    sys.stdout.flush()
-
-
-
-
-@app.command()
 @friendly
 def prompt(
     idea: str = typer.Argument(..., help="The idea, in any language."),
@@ -77,7 +31,7 @@ def prompt(
     )
     spec = PromptChain(settings).optimize(idea)
     if as_json:
-        _emit_json(spec.model_dump())
+        emit_json(spec.model_dump())
         return
     _print_spec(spec)
 
@@ -97,7 +51,6 @@ def _print_spec(spec: Any) -> None:
     Console(soft_wrap=True).print(table)
 
 
-@app.command()
 @friendly
 def generate(
     idea: str | None = typer.Argument(None, help="The idea, in any language (omit with --from)."),
@@ -155,7 +108,7 @@ def generate(
         k: v for k, v in {"seed": seed, "init_image": init_image, "strength": strength}.items() if v is not None
     }
     forge.check(**run_overrides)  # bad values fail here, before the prompt stage or any model load
-    from ideaforge.app.progress import Progress
+    from ideaforge.app.cli.progress import Progress
 
     progress = Progress(enabled=not as_json or sys.stderr.isatty())
     try:
@@ -175,12 +128,12 @@ def generate(
     except KeyboardInterrupt:
         # Images are written whole (temporary file, then rename): what was saved is complete, nothing is partial.
         kept = ", ".join(progress.saved) if progress.saved else "no images"
-        _fail(f"interrupted; nothing partial was written; kept {len(progress.saved)} complete image(s): {kept}", 130)
+        fail(f"interrupted; nothing partial was written; kept {len(progress.saved)} complete image(s): {kept}", 130)
     progress.summary(result)
     if as_json:
-        _emit_json(result_json(result))
+        emit_json(result_json(result))
     if result.best is None or result.best_image_path is None:
-        _fail("no usable image was produced (every image was flagged or failed); see the warnings above", 1)
+        fail("no usable image was produced (every image was flagged or failed); see the warnings above", 1)
 
 
 def result_json(result: Any) -> dict[str, Any]:
@@ -199,7 +152,6 @@ def result_json(result: Any) -> dict[str, Any]:
     return data
 
 
-@app.command()
 @friendly
 def info(
     image: str = typer.Argument(..., help="A PNG written by ideaforge (or by A1111)."),
@@ -215,7 +167,7 @@ def info(
     if as_json:
         if data.get("parameters"):
             data["parsed"] = parse_a1111_parameters(data["parameters"])
-        _emit_json(data)
+        emit_json(data)
         return
     if data.get("parameters"):
         print(data["parameters"])
@@ -225,34 +177,9 @@ def info(
             print(f"{key}: {json.dumps(record[key], ensure_ascii=False) if isinstance(record[key], dict) else record[key]}")
 
 
-@app.command()
 def styles() -> None:
     """List the style presets."""
     from ideaforge import prompts
 
     for name, s in sorted(prompts.styles().items()):
         print(f"{name:15s} {s['description']}")
-
-
-from ideaforge.app.ui_cli import ui  # cheap to import: Streamlit loads only when `ideaforge ui` runs
-
-app.command("ui")(ui)
-
-from ideaforge.app.mcp_server import mcp  # cheap to import: the MCP SDK and models load only when it runs
-
-app.command("mcp")(mcp)
-
-from ideaforge.app.batch_cli import batch  # cheap to import: models and Ray load only when it runs
-
-app.command("batch")(batch)
-from ideaforge.app.eval_cli import eval_command  # cheap to import: models load only when it runs
-
-app.command("eval")(eval_command)
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

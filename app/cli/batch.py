@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from ideaforge.app import options
+from ideaforge.app.cli import options
 
 
 def batch(
@@ -61,7 +61,7 @@ def batch(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
 ) -> None:
     """Render every idea of a list into one folder; run it again to resume where it stopped."""
-    from ideaforge.app.cli import friendly
+    from ideaforge.app.cli.common import friendly
 
     settings = {
         "model": model, "clip_model": clip_model, "engine": engine, "style": style,

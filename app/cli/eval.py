@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from ideaforge.app import options
+from ideaforge.app.cli import options
 
 
 def eval_command(
@@ -29,7 +29,7 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
 ) -> None:
     """Measure whether the optimized prompts and the critic make better images (CLIP score, 95% CI)."""
-    from ideaforge.app.cli import friendly  # imported here: ideaforge.app.cli imports this module
+    from ideaforge.app.cli.common import friendly
 
     friendly(_evaluate)(ideas_file, out, model, clip_model, engine, style, limit, seeds, first_seed,
                         dict(steps=steps, guidance=guidance, size=size, scheduler=scheduler, threshold=threshold,
@@ -38,7 +38,7 @@ def eval_command(
 
 def _evaluate(ideas_file, out, model, clip_model, engine, style, limit, seeds, first_seed, run_options, device, as_json):  # type: ignore[no-untyped-def]
     from ideaforge.agent.forge import IdeaForge
-    from ideaforge.app.cli import _emit_json
+    from ideaforge.app.cli.common import emit_json
     from ideaforge.app.evaluate import evaluate
 
     forge = IdeaForge(model=model, clip_model=clip_model, engine=engine, style=style, device=device)
@@ -49,4 +49,4 @@ def _evaluate(ideas_file, out, model, clip_model, engine, style, limit, seeds, f
     for kind, path in report.files.items():
         print(f"{kind}: {path}", file=sys.stderr)
     if as_json:
-        _emit_json({"summary": report.summary, "files": report.files})
+        emit_json({"summary": report.summary, "files": report.files})

@@ -1,4 +1,4 @@
-"""`ideaforge ui`: serve the Streamlit chat (`app/streamlit_app.py`). Streamlit loads only when it runs."""
+"""`ideaforge ui`: serve the Streamlit chat (`ideaforge.app.streamlit_app`). Streamlit loads only when it runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-APP = Path(__file__).with_name("streamlit_app.py")
+APP = Path(__file__).resolve().parent.parent / "streamlit_app.py"
 
 
 def ui(

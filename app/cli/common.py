@@ -1,0 +1,45 @@
+"""What every command shares: one line on stderr and the documented exit status for ideaforge's errors, JSON out.
+
+Exit statuses: 0 success, 1 a run failed (generation error, some batch ideas failed), 2 bad input or a missing
+model, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int) -> None:
+    first = " ".join(str(message).split())
+    print(f"ideaforge: error: {first}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def friendly(fn: F) -> F:
+    """Turn ideaforge's exceptions into one line on stderr and the documented exit status; no tracebacks."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ideaforge.errors import IdeaForgeError
+
+        try:
+            return fn(*args, **kwargs)
+        except IdeaForgeError as exc:
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted; nothing partial was written", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
