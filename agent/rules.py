@@ -15,6 +15,7 @@ from ideaforge.agent.budget import count, fit_terms, remove_contradictions
 from ideaforge.agent.models import PromptSpec
 from ideaforge.agent.text import detect_language, join_terms, split_terms, stem, words
 from ideaforge.errors import InputError
+from ideaforge.tools.diffusion.weighting import plain_prompt
 
 
 @lru_cache(maxsize=1)
@@ -190,15 +191,10 @@ def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) ->
     )
 
 
-__all__ = ["rules_spec", "revise_rules", "get_style", "categories", "extract_elements", "plain_text"]
+__all__ = ["rules_spec", "revise_rules", "get_style", "categories", "extract_elements"]
 
 
 _WEIGHTED = re.compile(r"^\((?P<text>[^()]+)\)(?P<weight>\d+(?:\.\d+)?)$")
-
-
-def plain_text(prompt: str) -> str:
-    """The prompt as the tokenizer will see it once compel has applied the `(term)1.3` weights."""
-    return ", ".join(_WEIGHTED.sub(r"\g<text>", t) for t in split_terms(prompt))
 
 
 def revise_rules(spec: PromptSpec, weak: list[str], tokenizer: Any = None, *, step: float = 1.15, cap: float = 1.6) -> PromptSpec:
@@ -232,10 +228,10 @@ def revise_rules(spec: PromptSpec, weak: list[str], tokenizer: Any = None, *, st
     terms = front + rest
     # Budget on the text the tokenizer will see; the emphasized elements and the idea itself are protected.
     keep = len(front) + 1
-    while len(terms) > keep and count(plain_text(join_terms(terms)), tok) > 77:
+    while len(terms) > keep and count(plain_prompt(join_terms(terms)), tok) > 77:
         terms.pop()
     positive = join_terms(terms)
     warnings = list(spec.warnings)
     return spec.model_copy(
-        update={"positive": positive, "positive_tokens": count(plain_text(positive), tok), "warnings": warnings}
+        update={"positive": positive, "positive_tokens": count(plain_prompt(positive), tok), "warnings": warnings}
     )
