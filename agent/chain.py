@@ -261,7 +261,7 @@ class PromptChain:
         cleaned = [clean_idea(i) for i in ideas]
         if self.engine == "rules" or len(cleaned) <= 1:
             return [self.optimize(i, style=style) for i in cleaned]
-        runnable = RunnableLambda(lambda i: self.optimize(i, style=style))
+        runnable: RunnableLambda[str, PromptSpec] = RunnableLambda(lambda i: self.optimize(i, style=style))
         return runnable.batch(cleaned, config={"max_concurrency": max_concurrency})
 
     def revise(self, spec: PromptSpec, history: str, critique: str) -> PromptSpec:

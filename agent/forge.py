@@ -357,12 +357,7 @@ class IdeaForge:
         if self.chain.engine == "rules":
             weak = best.weak or spec.elements[:1]
             return [revise_rules(spec, weak, self.chain.tokenizer)] * how_many
-        history = "\n".join(
-            f"- round {a.round}, candidate {a.candidate}, seed {a.seed}: score {a.score if a.score is not None else 'n/a'}"
-            + (f"; elements: {', '.join(f'{k} {v:.1f}' for k, v in (a.best_image().scores.elements.items() if a.best_image() and a.best_image().scores else []))}")
-            + f"\n  positive: {a.spec.positive}\n  negative: {a.spec.negative}"
-            for a in attempts
-        )
+        history = "\n".join(_history_line(a) for a in attempts)
         out = []
         for _ in range(how_many):
             try:
@@ -372,6 +367,16 @@ class IdeaForge:
                 fallback.warnings.append(f"LLM revision failed ({type(exc).__name__}); revised with the rules engine")
                 out.append(fallback)
         return out
+
+
+def _history_line(attempt: Attempt) -> str:
+    """One attempt as the LLM revision prompt shows it: score, element scores, the prompts."""
+    score = attempt.score if attempt.score is not None else "n/a"
+    image = attempt.best_image()
+    elements = image.scores.elements if image is not None and image.scores is not None else {}
+    line = f"- round {attempt.round}, candidate {attempt.candidate}, seed {attempt.seed}: score {score}"
+    line += f"; elements: {', '.join(f'{k} {v:.1f}' for k, v in elements.items())}"
+    return line + f"\n  positive: {attempt.spec.positive}\n  negative: {attempt.spec.negative}"
 
 
 def _usable(image: Any) -> bool:

@@ -157,10 +157,10 @@ def summarize(rows: list[EvalRow]) -> dict[str, Any]:
                     }
     categories: dict[str, dict[str, float | None]] = {}
     for cat in sorted({r.category for r in ok if r.category}):
-        categories[cat] = {
-            arm: (statistics.fmean(v) if (v := [r.score for r in ok if r.category == cat and r.arm == arm]) else None)  # type: ignore[misc]
-            for arm in ARMS
-        }
+        categories[cat] = {}
+        for arm in ARMS:
+            scores = [r.score for r in ok if r.category == cat and r.arm == arm and r.score is not None]
+            categories[cat][arm] = statistics.fmean(scores) if scores else None
     return {"arms": arms, "wins": wins, "categories": categories}
 
 

@@ -135,7 +135,7 @@ def build_server(forge: Any) -> Any:
 
     tools = make_tools(forge)
     server = _strict_server(
-        {tool.name: tool.args_schema for tool in tools},
+        {tool.name: tool.args_schema for tool in tools if isinstance(tool.args_schema, type)},
         name="ideaforge", instructions=INSTRUCTIONS, version=ideaforge.__version__,
     )
     writes = {"generate_image"}

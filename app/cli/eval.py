@@ -7,8 +7,10 @@ import sys
 import typer
 
 from ideaforge.app.cli import options
+from ideaforge.app.cli.common import emit_json, friendly
 
 
+@friendly
 def eval_command(
     ideas_file: str = typer.Argument(..., help="Ideas: .txt, .csv, .tsv (PartiPrompts works as is) or .jsonl."),
     out: str = typer.Option(..., "--out", help="Folder for eval.csv, eval.md, eval.png and the images."),
@@ -29,19 +31,12 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
 ) -> None:
     """Measure whether the optimized prompts and the critic make better images (CLIP score, 95% CI)."""
-    from ideaforge.app.cli.common import friendly
-
-    friendly(_evaluate)(ideas_file, out, model, clip_model, engine, style, limit, seeds, first_seed,
-                        dict(steps=steps, guidance=guidance, size=size, scheduler=scheduler, threshold=threshold,
-                             max_attempts=max_attempts), device, as_json)
-
-
-def _evaluate(ideas_file, out, model, clip_model, engine, style, limit, seeds, first_seed, run_options, device, as_json):  # type: ignore[no-untyped-def]
     from ideaforge.agent.forge import IdeaForge
-    from ideaforge.app.cli.common import emit_json
     from ideaforge.app.evaluate import evaluate
 
     forge = IdeaForge(model=model, clip_model=clip_model, engine=engine, style=style, device=device)
+    run_options = {"steps": steps, "guidance": guidance, "size": size, "scheduler": scheduler,
+                   "threshold": threshold, "max_attempts": max_attempts}
     overrides = {k: v for k, v in run_options.items() if v is not None}
     report = evaluate(forge, ideas_file, out=out, limit=limit, seeds=seeds, first_seed=first_seed,
                       progress=lambda m: print(m, file=sys.stderr), **overrides)

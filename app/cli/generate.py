@@ -104,7 +104,7 @@ def generate(
         candidates=candidates, keep_seed=keep_seed, device=device, dtype=dtype, allow_pickle=allow_pickle,
         safety_checker=False if no_safety_checker else None, loras=lora,
     )
-    run_overrides = {
+    run_overrides: dict[str, Any] = {
         k: v for k, v in {"seed": seed, "init_image": init_image, "strength": strength}.items() if v is not None
     }
     forge.check(**run_overrides)  # bad values fail here, before the prompt stage or any model load
@@ -116,11 +116,11 @@ def generate(
             if from_image:
                 assert record is not None
                 progress.spec(record.spec())
-                given = {"steps": steps, "guidance": guidance, "size": size, "scheduler": scheduler, "n": n,
+                given: dict[str, Any] = {"steps": steps, "guidance": guidance, "size": size, "scheduler": scheduler, "n": n,
                          "critique": critique, "threshold": threshold, "max_attempts": max_attempts,
                          "candidates": candidates, "keep_seed": keep_seed, "style": style}
-                given = {k: v for k, v in given.items() if v is not None}
-                result = forge.reproduce(from_image, on_event=progress.on_event, **given, **run_overrides)
+                given = {k: v for k, v in given.items() if v is not None} | run_overrides
+                result = forge.reproduce(from_image, on_event=progress.on_event, **given)
             else:
                 spec = forge.optimize(idea)
                 progress.spec(spec)  # the prompt stage prints its result before any model loads

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langchain_core.callbacks import CallbackManagerForToolRun
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -111,7 +112,7 @@ class GenerateImageTool(_ForgeTool):
 
     def _run(self, run_manager: CallbackManagerForToolRun | None = None, **args: Any) -> tuple[str, dict[str, Any]]:
         runnable = self.runnable if self.runnable is not None else ForgeRunnable(forge=self.forge)
-        config = {"callbacks": run_manager.get_child()} if run_manager else None
+        config = RunnableConfig(callbacks=run_manager.get_child()) if run_manager else None
         with _as_tool_errors():
             result = runnable.invoke(GenerateRequest.parse(**args), config=config)
         best_path = result.best_image_path

@@ -22,7 +22,7 @@ import asyncio
 import contextvars
 import queue
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from typing import Any
 
 from langchain_core.callbacks import dispatch_custom_event
@@ -68,7 +68,7 @@ class ForgeRunnable(RunnableSerializable[Any, RunResult]):
 
     def invoke(self, input: Any, config: RunnableConfig | None = None, **kwargs: Any) -> RunResult:
         """Run the pipeline once. Keywords: `on_event` (called with each `Event`), `cancel` (a threading.Event)."""
-        return self._call_with_config(self._run, input, config, **kwargs)
+        return self._call_with_config(self._run, input, config, **kwargs)  # type: ignore[arg-type]  # keywords reach _run
 
     def _run(
         self,
@@ -128,6 +128,7 @@ class ForgeRunnable(RunnableSerializable[Any, RunResult]):
     ) -> AsyncIterator[Any]:
         """`stream` for async callers: the run works in a thread, the event loop stays free."""
         iterator = self.stream(input, config, **kwargs)
+        assert isinstance(iterator, Generator)
         finished = object()
         try:
             while (item := await asyncio.to_thread(next, iterator, finished)) is not finished:
