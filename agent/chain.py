@@ -8,11 +8,13 @@ Every engine's output goes through `finalize`, the one place where style presets
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 from ideaforge import prompts
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
+from ideaforge.agent.llm import CircuitBreaker, call_scope, chat_model, is_server_failure, reason
 from ideaforge.agent.models import LLMSpec, PromptSpec
 from ideaforge.agent.rules import _vocab, get_style, rules_spec
 from ideaforge.agent.settings import Settings
@@ -103,15 +105,19 @@ class PromptChain:
         self.engine = resolve_engine(settings) if llm is None else "openai"
         self._tokenizer = tokenizer
         self._llm = llm
+        self._lock = threading.Lock()
+        # After a server failure the rest of a run (or batch) goes straight to the fallback for a while.
+        self.breaker = CircuitBreaker(cooldown=settings.llm_cooldown)
 
     # -- plumbing -----------------------------------------------------------------------------------------
     @property
     def tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
+        with self._lock:  # lazy loading is thread-safe: batch and Streamlit share one chain
+            if self._tokenizer is None:
+                from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
 
-            self._tokenizer = load_clip_tokenizer()
-        return self._tokenizer
+                self._tokenizer = load_clip_tokenizer()
+            return self._tokenizer
 
     def use_tokenizer(self, tokenizer: Any) -> None:
         """Count tokens with the loaded diffusion model's own tokenizer from now on."""
@@ -119,25 +125,15 @@ class PromptChain:
 
     @property
     def llm(self) -> Any:
-        if self._llm is None:
-            from langchain_openai import ChatOpenAI
-            from pydantic import SecretStr
-
-            s = self.settings
-            # Local OpenAI-compatible servers accept any key; the client insists on one.
-            key = s.openai_api_key or SecretStr("not-needed")
-            self._llm = ChatOpenAI(
-                model=s.llm_model,
-                base_url=s.llm_base_url,
-                api_key=key,
-                timeout=s.llm_timeout,
-                max_retries=s.llm_max_retries,
-                temperature=s.llm_temperature,
-            )
-        return self._llm
+        with self._lock:
+            if self._llm is None:
+                self._llm = chat_model(self.settings)
+            return self._llm
 
     def _structured(self) -> Any:
-        return self.llm.with_structured_output(LLMSpec, method=self.settings.llm_method, include_raw=True)
+        # include_raw=False keeps the request in the caller's thread (include_raw runs it in a thread pool that
+        # Ctrl-C cannot interrupt); the raw reply, for the repair round, comes from a callback instead.
+        return self.llm.with_structured_output(LLMSpec, method=self.settings.llm_method)
 
     def _check(self, spec: LLMSpec) -> str | None:
         """What is wrong with a parsed reply, or None. The checks the schema cannot express."""
@@ -167,36 +163,41 @@ class PromptChain:
         raise LLMError(f"the LLM's reply did not validate twice: {second.error}")
 
     def _invoke(self, messages: list[Any]) -> _Reply:
-        """One request. Transport errors propagate; a reply that does not parse becomes a `_Reply` with the error."""
+        """One request (with the client's retries, in one time budget).
+
+        A reply that does not parse becomes a `_Reply` carrying the error and the raw text, for the repair round.
+        Server failures raise `LLMError` with the reason, and open the circuit breaker.
+        """
+        import openai
         from langchain_core.exceptions import OutputParserException
         from pydantic import ValidationError
 
+        self.breaker.check()
+        capture = _RawReply()
+        s = self.settings
         try:
-            out = self._structured().invoke(messages)
-        except (ValidationError, OutputParserException, json.JSONDecodeError) as exc:
+            with call_scope(s.llm_timeout * (s.llm_max_retries + 1)):
+                parsed = self._structured().invoke(messages, config={"callbacks": [capture.handler]})
+        except (ValidationError, OutputParserException, json.JSONDecodeError, openai.LengthFinishReasonError) as exc:
             # The openai client's own parser (json_schema) raises instead of returning a parsing error.
-            raw = getattr(exc, "llm_output", None) or _input_of(exc)
+            raw = capture.text or getattr(exc, "llm_output", None) or _input_of(exc)
+            if isinstance(exc, openai.LengthFinishReasonError):
+                return _Reply(None, "the reply was cut off at the length limit; answer much more briefly", raw)
             return _Reply(None, "the reply was empty" if not raw.strip() else _short(str(exc)), raw)
-        return self._parse(out)
+        except LLMError:
+            raise
+        except Exception as exc:
+            why = _redact(reason(exc), self.settings)
+            if is_server_failure(exc):
+                self.breaker.trip(why)
+            raise LLMError(why) from exc
+        self.breaker.reset()
+        return self._parse(parsed, capture.text)
 
-    def _parse(self, out: dict[str, Any]) -> _Reply:
-        raw = out.get("raw")
-        raw_text = ""
-        if raw is not None:
-            raw_text = str(getattr(raw, "content", "") or "")
-            calls = getattr(raw, "tool_calls", None) or []
-            if calls:
-                raw_text = json.dumps(calls[0].get("args", {}), ensure_ascii=False)
-        if out.get("parsing_error") is not None or out.get("parsed") is None:
-            err = out.get("parsing_error")
-            if not raw_text.strip():
-                text = "the reply was empty"
-            elif err is not None and str(err).strip():
-                text = _short(str(err))
-            else:
-                text = "the reply held no structured result"
+    def _parse(self, parsed: Any, raw_text: str) -> _Reply:
+        if parsed is None:
+            text = "the reply was empty" if not raw_text.strip() else "the reply held no structured result"
             return _Reply(None, text, raw_text)
-        parsed = out["parsed"]
         spec = parsed if isinstance(parsed, LLMSpec) else LLMSpec.model_validate(parsed)
         problem = self._check(spec)
         return _Reply(None if problem else spec, problem, raw_text)
@@ -237,7 +238,7 @@ class PromptChain:
 
     def _fallback(self, idea: str, style: dict[str, str] | None, exc: Exception) -> PromptSpec:
         spec = rules_spec(idea, style=style["name"] if style else None, tokenizer=self.tokenizer)
-        reason = _redact(f"{type(exc).__name__}: {_short(str(exc))}", self.settings)
+        reason = _redact(describe(exc), self.settings)
         spec.warnings.insert(0, f"the openai engine failed ({reason}); used the rules engine instead")
         return spec
 
@@ -288,7 +289,8 @@ class PromptChain:
             reply = self._ask(refine_prompt(), inputs)
         except Exception as exc:
             out = refine_rules(spec, request, self.tokenizer)
-            out.warnings.insert(0, f"the openai engine failed ({_short(str(exc))}); refined with the rules engine")
+            why = _redact(describe(exc), self.settings)
+            out.warnings.insert(0, f"the openai engine failed ({why}); refined with the rules engine")
             return out
         return self.finalize(reply, f"{spec.idea}; {request}", preset, "openai", [])
 
@@ -300,6 +302,28 @@ def refine_rules(spec: PromptSpec, request: str, tokenizer: Any) -> PromptSpec:
     return out.model_copy(update={"idea": f"{spec.idea}; {request}"})
 
 
+class _RawReply:
+    """A LangChain callback that keeps the model's raw reply (content, or the first tool call's arguments)."""
+
+    def __init__(self) -> None:
+        from langchain_core.callbacks import BaseCallbackHandler
+
+        outer = self
+        self.text = ""
+
+        class Handler(BaseCallbackHandler):
+            def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+                try:
+                    message = response.generations[0][0].message
+                except (AttributeError, IndexError):
+                    return
+                calls = getattr(message, "tool_calls", None) or []
+                content = message.content if isinstance(message.content, str) else json.dumps(message.content)
+                outer.text = json.dumps(calls[0].get("args", {}), ensure_ascii=False) if calls else content
+
+        self.handler = Handler()
+
+
 def _input_of(exc: Exception) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors):
@@ -308,6 +332,13 @@ def _input_of(exc: Exception) -> str:
         except Exception:  # noqa: BLE001 - best effort for the repair message only
             return ""
     return ""
+
+
+def describe(exc: BaseException) -> str:
+    """An LLM failure in a few words: `LLMError`s carry their reason, other errors are named."""
+    if isinstance(exc, LLMError):
+        return _short(str(exc)) or "LLMError"
+    return f"{type(exc).__name__}: {_short(str(exc))}"
 
 
 def _short(text: str, limit: int = 300) -> str:

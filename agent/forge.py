@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ideaforge.agent.attempt import Event, OnEvent, Plan, make_attempt
-from ideaforge.agent.chain import PromptChain
+from ideaforge.agent.chain import PromptChain, describe
 from ideaforge.agent.loop import LoopOptions, critic_loop
 from ideaforge.agent.models import Attempt, PromptSpec, RunResult
 from ideaforge.agent.record import PngRecord
@@ -242,7 +242,8 @@ class IdeaForge:
                 out.append(self.chain.revise(spec, history, best.critique or ""))
             except Exception as exc:  # the LLM failed: revise offline rather than stop the loop
                 fallback = revise_rules(spec, best.weak or spec.elements[:1], self.chain.tokenizer)
-                fallback.warnings.append(f"LLM revision failed ({type(exc).__name__}); revised with the rules engine")
+                why = describe(exc)
+                fallback.warnings.append(f"the LLM revision failed ({why}); revised with the rules engine")
                 out.append(fallback)
         return out
 

@@ -56,9 +56,12 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("IDEAFORGE_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
     )
     llm_method: StructuredMethod = "json_schema"
-    llm_timeout: float = Field(60.0, gt=0)
+    llm_timeout: float = Field(60.0, gt=0, allow_inf_nan=False, description="Seconds one LLM request may take in all")
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_temperature: float = Field(0.4, ge=0, le=2)
+    llm_cooldown: float = Field(
+        120.0, ge=0, description="Seconds the LLM is not asked again after a server failure (0: always ask)"
+    )
 
     # Generation
     steps: Steps | None = None

@@ -26,6 +26,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     body: str | None = None  # raw HTTP body for error replies
+    trickle: float = 0.0  # > 0: send the headers, then the body one byte every `trickle` seconds
 
     @classmethod
     def spec(cls, **fields: Any) -> Reply:
@@ -39,6 +40,16 @@ class Reply:
     def error(cls, status: int, message: str = "server error", headers: dict[str, str] | None = None) -> Reply:
         body = json.dumps({"error": {"message": message, "type": "server_error", "code": status}})
         return cls(status=status, body=body, headers=headers or {})
+
+    @classmethod
+    def trickling(cls, every: float) -> Reply:
+        """A good reply whose headers come at once and whose body comes one byte every `every` seconds."""
+        return cls(payload=dict(GOOD), trickle=every)
+
+    @classmethod
+    def huge(cls, megabytes: float) -> Reply:
+        """A reply of about `megabytes` MB: a valid completion whose content is mostly one long string."""
+        return cls(payload="x" * int(megabytes * 1_000_000))
 
     @classmethod
     def slow(cls, seconds: float, then: Reply | None = None) -> Reply:
@@ -63,6 +74,7 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.default = default or (lambda req: Reply.spec(**GOOD))
         self._server: ThreadingHTTPServer | None = None
+        self.closing = threading.Event()  # set on exit: slow replies stop at once
 
     def push(self, *replies: Reply) -> FakeOpenAI:
         self.queue.extend(replies)
@@ -91,10 +103,28 @@ class FakeOpenAI:
                 reply = outer.queue.popleft() if outer.queue else outer.default(request)
                 if reply.delay:
                     time.sleep(reply.delay)
+                if reply.trickle:
+                    self._trickle(outer._completion(request, reply.payload), reply.trickle)
+                    return
                 if reply.status != 200:
                     self._send(reply.status, reply.body or "{}", reply.headers)
                     return
                 self._send(200, outer._completion(request, reply.payload), reply.headers)
+
+            def _trickle(self, body: Any, every: float) -> None:
+                data = json.dumps(body).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    for i in range(len(data)):
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        if outer.closing.wait(every):
+                            return
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up, as it should
+                    pass
 
             def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
                 data = (body if isinstance(body, str) else json.dumps(body)).encode()
@@ -116,6 +146,7 @@ class FakeOpenAI:
 
     def __exit__(self, *exc: Any) -> None:
         assert self._server is not None
+        self.closing.set()
         self._server.shutdown()
         self._server.server_close()
 
