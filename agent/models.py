@@ -6,10 +6,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ideaforge.tools.sanitize import safe
+
 
 def _clean_terms(value: str) -> str:
     terms = [t.strip() for t in value.replace("\n", ",").split(",")]
     return ", ".join(t for t in terms if t)
+
+
+def _safe(value: Any) -> Any:
+    """LLM text reaches prompts, PNGs and terminals: no secrets, no control characters."""
+    if isinstance(value, str):
+        return safe(value.replace("\n", ", "))
+    if isinstance(value, list):
+        return [_safe(v) for v in value]
+    return value
 
 
 class LLMSpec(BaseModel):
@@ -37,6 +48,11 @@ class LLMSpec(BaseModel):
         max_length=8,
     )
     language: str = Field(description="ISO 639-1 code of the language the idea was written in, e.g. 'en', 'zh'.")
+
+    @field_validator("idea_en", "positive", "negative", "elements", "language", mode="before")
+    @classmethod
+    def _no_secrets_or_controls(cls, v: Any) -> Any:
+        return _safe(v)
 
     @field_validator("positive", "negative")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ideaforge.agent.request import (
@@ -21,6 +21,7 @@ from ideaforge.agent.request import (
     parse_size,
 )
 from ideaforge.errors import InputError, explain
+from ideaforge.tools.sanitize import register_secret
 
 __all__ = ["Settings", "load_settings", "parse_size"]
 
@@ -77,6 +78,12 @@ class Settings(BaseSettings):
     max_attempts: Rounds = 3
     candidates: Candidates = 1
     keep_seed: bool = False
+
+    @model_validator(mode="after")
+    def _register_secrets(self) -> Settings:
+        if self.openai_api_key is not None:
+            register_secret(self.openai_api_key.get_secret_value())  # redacted from all output, any length
+        return self
 
     def llm_configured(self) -> bool:
         return bool(self.openai_api_key and self.openai_api_key.get_secret_value()) or bool(self.llm_base_url)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ideaforge.errors import InputError
+from ideaforge.tools.sanitize import safe
 
 A1111_KEY = "parameters"
 RECORD_KEY = "ideaforge"
@@ -42,7 +43,6 @@ _FIXED_KEYS = ("Steps", "Sampler", "CFG scale", "Seed", "Size", "Model")
 _SECRET_KEY = re.compile(
     r"(api[_-]?key|secret|passw(or)?d|authori[sz]ation|credentials?|(^|[_-])token)$", re.IGNORECASE
 )
-_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{20,}|hf_[A-Za-z0-9]{20,})")
 
 
 # --- A1111 parameters ---------------------------------------------------------------------------------------
@@ -185,17 +185,17 @@ def _package_versions() -> dict[str, str]:
 
 
 def _scrub(value: Any) -> Any:
-    """Drop entries whose key names a secret, secret-typed values, and API-key-shaped strings."""
+    """Drop entries whose key names a secret and secret-typed values; redact secrets and control characters."""
     if isinstance(value, dict):
         return {
-            k: _scrub(v)
+            safe(str(k)): _scrub(v)
             for k, v in value.items()
             if not _SECRET_KEY.search(str(k)) and type(v).__name__ not in ("SecretStr", "SecretBytes")
         }
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return [_scrub(v) for v in value]
     if isinstance(value, str):
-        return _SECRET_VALUE.sub("[redacted]", value)
+        return safe(value)
     return value
 
 
@@ -280,7 +280,7 @@ def save_png(
     if "versions" not in record:
         record["versions"] = package_versions()
     info = PngInfo()
-    info.add_text(A1111_KEY, _SECRET_VALUE.sub("[redacted]", parameters))
+    info.add_text(A1111_KEY, safe(parameters, keep_newlines=True))
     info.add_text(RECORD_KEY, json.dumps(record, ensure_ascii=False, default=str), zip=True)
 
     fd, temp_name = tempfile.mkstemp(prefix=".ideaforge-", suffix=".png.tmp", dir=root)

@@ -18,7 +18,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str, code: int) -> None:
-    first = " ".join(str(message).split())
+    """One line on stderr, secrets redacted and control characters removed, then exit with `code`."""
+    from ideaforge.tools.sanitize import safe
+
+    first = " ".join(safe(str(message)).split())
     print(f"ideaforge: error: {first}", file=sys.stderr)
     raise typer.Exit(code)
 
@@ -41,5 +44,9 @@ def friendly(fn: F) -> F:
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, default=str) + "\n")
+    """One JSON object on stdout, secrets redacted and control characters removed from every string."""
+    from ideaforge.tools.sanitize import safe_data
+
+    data = safe_data(json.loads(json.dumps(obj, default=str)))
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     sys.stdout.flush()

@@ -160,6 +160,7 @@ def info(
     """Show the prompt, seed and settings recorded in an image."""
     from ideaforge.errors import InputError
     from ideaforge.tools.metadata import parse_a1111_parameters, read_record
+    from ideaforge.tools.sanitize import safe
 
     data = read_record(image)
     if not data.get("parameters") and not data.get("ideaforge"):
@@ -169,12 +170,15 @@ def info(
             data["parsed"] = parse_a1111_parameters(data["parameters"])
         emit_json(data)
         return
+    # A PNG is anyone's file: its text is printed without secrets or terminal control sequences.
     if data.get("parameters"):
-        print(data["parameters"])
+        print(safe(data["parameters"], keep_newlines=True))
     record = data.get("ideaforge") or {}
     for key in ("idea", "engine", "model", "seed", "scores"):
         if key in record:
-            print(f"{key}: {json.dumps(record[key], ensure_ascii=False) if isinstance(record[key], dict) else record[key]}")
+            value = record[key]
+            shown = json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value)
+            print(f"{key}: {safe(shown)}")
 
 
 def styles() -> None:
