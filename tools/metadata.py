@@ -320,6 +320,10 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
             image.load()  # text chunks after the image data are read only now
             text = dict(getattr(image, "text", None) or {})
             text.update({k: v for k, v in image.info.items() if isinstance(v, str) and k not in text})
+    except Image.DecompressionBombError:
+        raise InputError(
+            f"image {str(path)!r} declares more pixels than is safe to decode; it is not an image ideaforge wrote"
+        ) from None
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise InputError(f"image {str(path)!r} is not a readable image ({exc}); pass a PNG") from None
     record = text.get(RECORD_KEY)

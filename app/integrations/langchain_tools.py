@@ -168,6 +168,8 @@ def _open_image(path: str) -> Any:
     try:
         with Image.open(file) as im:
             return im.convert("RGB")
+    except Image.DecompressionBombError:
+        raise ToolException(f"{path!r} declares more pixels than is safe to decode; pass a normal-sized image") from None
     except (UnidentifiedImageError, OSError) as exc:
         raise ToolException(f"{path!r} is not a readable image ({type(exc).__name__}); pass a PNG, JPEG or WebP") from None
 
