@@ -82,6 +82,8 @@ def _one(error: dict, secret_fields: tuple[str, ...]) -> str:
         return f"unknown argument {where!r}: leave it out or check its spelling"
     if error.get("type") == "missing":
         return f"{where} is required"
+    if error.get("type") == "value_error" and not error.get("loc"):
+        return " ".join(message.split())  # a whole-model rule: its message already names the values
     value = error.get("input")
     shown = "***" if any(word in where.lower() for word in secret_fields) else _short(value)
     return " ".join(f"{where} = {shown}: {message}".split())

@@ -2,8 +2,8 @@
 
 Each of `--processes` fresh Python processes builds one `IdeaForge` (rules engine; with `--clip-model`, the CLIP
 critic for one round), times its first `run`, then `--warm` more runs, then one run through a second `IdeaForge`
-with the same settings. Inside the process the loaders (`ideaforge.tools.diffusion._load_pipeline`,
-`ideaforge.tools.critic._load`) are wrapped to count and time every real load, and the loaded pipeline and CLIP model are
+with the same settings. Inside the process the loaders (`ideaforge.tools.diffusion.loading._load_pipeline`,
+`ideaforge.tools.critic.scorer._load`) are wrapped to count and time every real load, and the loaded pipeline and CLIP model are
 compared by identity before and after, so "later calls do not reload" is checked, not assumed. The report gives
 the median first call, the median warm call and their ratio, the loads per process, and the load time.
 
@@ -32,8 +32,8 @@ import _common
 def child(args: argparse.Namespace) -> None:
     """One fresh process: first call, warm calls, a second IdeaForge; prints one JSON line."""
     started = time.perf_counter()
-    import ideaforge.tools.critic as critic_module
-    import ideaforge.tools.diffusion as diffusion_module
+    import ideaforge.tools.critic.scorer as critic_module
+    import ideaforge.tools.diffusion.loading as diffusion_module
     from ideaforge import IdeaForge
 
     loads: dict[str, list[float]] = {"pipeline": [], "clip": []}

@@ -25,15 +25,15 @@ FAST = GenerationParams(steps=2, guidance=7.5, width=64, height=64)
         ({"width": 0, "height": 64}, "size 0x64 is invalid"),
         ({"width": 8192, "height": 512}, "size 8192x512 is invalid"),
         ({"width": 512}, "size needs both width and height"),
-        ({"steps": 0}, "steps 0 is invalid: input should be greater than or equal to 1"),
-        ({"steps": 501}, "steps 501 is invalid"),
-        ({"guidance": float("nan")}, "guidance nan is invalid"),
-        ({"guidance": -1.0}, "guidance -1.0 is invalid"),
-        ({"n": 17}, "n 17 is invalid"),
-        ({"strength": 0.0}, "strength 0.0 is invalid"),
+        ({"steps": 0}, "steps = 0: Input should be greater than or equal to 1"),
+        ({"steps": 501}, "steps = 501"),
+        ({"guidance": float("nan")}, "guidance = nan"),
+        ({"guidance": -1.0}, "guidance = -1.0"),
+        ({"n": 17}, "n = 17"),
+        ({"strength": 0.0}, "strength = 0.0"),
         ({"scheduler": "warp-drive"}, "scheduler 'warp-drive' is unknown; use one of: euler"),
         ({"init_image": "no/such/image.png"}, "init image 'no/such/image.png' does not exist"),
-        ({"stepz": 3}, "stepz 3 is invalid: extra inputs are not permitted"),
+        ({"stepz": 3}, "unknown argument 'stepz'"),
     ],
 )
 def test_bad_generation_params_raise_one_line_input_errors(fields: dict, message: str) -> None:
@@ -44,7 +44,7 @@ def test_bad_generation_params_raise_one_line_input_errors(fields: dict, message
 
 
 def test_bad_seed_is_an_input_error() -> None:
-    with pytest.raises(InputError, match="seed -1 is invalid"):
+    with pytest.raises(InputError, match="seed = -1"):
         ImageRequest(positive="x", seed=-1)
 
 
@@ -52,20 +52,20 @@ def test_seeds_are_0_to_2_to_the_32_minus_1() -> None:
     assert MAX_SEED == 4294967295 == 2**32 - 1
     assert ImageRequest(positive="x", seed=0).seed == 0
     assert ImageRequest(positive="x", seed=MAX_SEED).seed == MAX_SEED
-    with pytest.raises(InputError, match="seed 4294967296 is invalid: input should be less than or equal to 4294967295"):
+    with pytest.raises(InputError, match="seed = 4294967296: Input should be less than or equal to 4294967295"):
         ImageRequest(positive="x", seed=2**32)
-    with pytest.raises(InputError, match="seed 18446744073709551615 is invalid"):
+    with pytest.raises(InputError, match="seed = 18446744073709551615"):
         ImageRequest(positive="x", seed=2**64 - 1)
 
 
 @pytest.mark.parametrize(
     ("update", "message"),
     [
-        ({"steps": 0}, "steps 0 is invalid: input should be greater than or equal to 1"),
+        ({"steps": 0}, "steps = 0: Input should be greater than or equal to 1"),
         ({"width": 100}, "size 100x64 is invalid"),
         ({"height": None}, "size needs both width and height"),
         ({"scheduler": "warp-drive"}, "scheduler 'warp-drive' is unknown"),
-        ({"stepz": 3}, "stepz 3 is invalid: extra inputs are not permitted"),
+        ({"stepz": 3}, "unknown argument 'stepz'"),
     ],
 )
 def test_copies_with_changes_are_validated(update: dict, message: str) -> None:
@@ -82,7 +82,7 @@ def test_a_valid_copy_is_validated_like_a_new_instance() -> None:
     assert FAST.replace(steps=3) == GenerationParams(steps=3, guidance=7.5, width=64, height=64)
     assert FAST.replace(steps=3).model_fields_set == {"steps", "guidance", "width", "height"}
     assert FAST.model_copy() == FAST and FAST.model_copy(update={}) == FAST
-    with pytest.raises(InputError, match="seed -1 is invalid"):
+    with pytest.raises(InputError, match="seed = -1"):
         ImageRequest(positive="x", seed=7).model_copy(update={"seed": -1})
     assert ImageRequest(positive="x").replace(seed=MAX_SEED).seed == MAX_SEED
 

@@ -96,3 +96,12 @@ def test_misspelt_settings_and_nan_values_are_refused() -> None:
     for option in ({"threshold": float("nan")}, {"guidance": float("nan")}, {"strength": float("inf")}):
         with pytest.raises(InputError, match="finite number"):
             forge.check(**option)
+
+
+def test_an_init_image_bomb_is_refused_in_one_line(tiny_sd_dir: Path, tmp_path: Path) -> None:
+    out = cli("generate", "a cat", "--model", str(tiny_sd_dir), "--steps", "2", "--size", "64x64", "--engine", "rules",
+              "--no-critique", "--out", str(tmp_path / "out"), "--init-image", str(bomb(tmp_path / "big.png")))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    last = out.stderr.strip().splitlines()[-1]  # after the prompt stage's own line
+    assert last.startswith("ideaforge: error: init image") and "more pixels than is safe" in last
+    assert not list((tmp_path / "out").glob("*.png"))

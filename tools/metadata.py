@@ -267,8 +267,15 @@ def save_png(
     secret-named keys, with `versions` added when missing.
 
     Example:
-        >>> save_png(image, "outputs", idea="a red kitten", seed=7, parameters=text, record={"idea": "a red kitten"})
-        PosixPath('outputs/a-red-kitten-7.png')
+        >>> import tempfile
+        >>> from PIL import Image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> first = save_png(Image.new("RGB", (8, 8)), folder, idea="a red kitten", seed=7, parameters="a red kitten",
+        ...                  record={"idea": "a red kitten", "api_key": "never stored"})
+        >>> again = save_png(Image.new("RGB", (8, 8)), folder, idea="a red kitten", seed=7, parameters="a red kitten",
+        ...                  record={"idea": "a red kitten"})
+        >>> first.name, again.name, sorted(read_record(first)["ideaforge"])
+        ('a-red-kitten-7.png', 'a-red-kitten-7-2.png', ['idea', 'versions'])
     """
     from PIL.PngImagePlugin import PngInfo
 
@@ -307,8 +314,10 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Both metadata chunks of an image: {"parameters": str | None, "ideaforge": dict | None}.
 
     Example:
-        >>> read_record("outputs/a-red-kitten-7.png")["ideaforge"]["seed"]
-        7
+        >>> read_record("no/such/image.png")
+        Traceback (most recent call last):
+        ...
+        ideaforge.errors.InputError: image 'no/such/image.png' does not exist; pass the path of a PNG that ideaforge wrote
     """
     from PIL import Image, UnidentifiedImageError
 

@@ -27,6 +27,10 @@ def _open_init_image(path: Path, width: int, height: int) -> tuple[Any, list[str
     try:
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened).convert("RGB")
+    except Image.DecompressionBombError:
+        raise InputError(
+            f"init image {str(path)!r} declares more pixels than is safe to decode; pass a normal-sized image"
+        ) from None
     except (OSError, UnidentifiedImageError) as exc:
         raise InputError(
             f"init image {str(path)!r} is not a readable image ({_one_line(exc)}); pass a PNG or JPEG"

@@ -10,11 +10,11 @@ Example:
     >>> params.model_copy(update={"steps": 0})
     Traceback (most recent call last):
     ...
-    ideaforge.errors.InputError: steps 0 is invalid: input should be greater than or equal to 1
+    ideaforge.errors.InputError: steps = 0: Input should be greater than or equal to 1
     >>> ImageRequest(positive="a red kitten", seed=MAX_SEED + 1)
     Traceback (most recent call last):
     ...
-    ideaforge.errors.InputError: seed 4294967296 is invalid: input should be less than or equal to 4294967295
+    ideaforge.errors.InputError: seed = 4294967296: Input should be less than or equal to 4294967295
 """
 
 from __future__ import annotations
@@ -26,21 +26,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from typing_extensions import Self
 
-from ideaforge.errors import InputError
+from ideaforge.errors import InputError, explain
 from ideaforge.tools.diffusion.schedulers import canonical_scheduler
 
 MAX_SIDE = 4096
 MAX_SEED = 2**32 - 1  # seeds are 0..4294967295 everywhere in ideaforge (A1111 and ComfyUI use the same range)
-
-
-def _explain(exc: ValidationError) -> str:
-    """The first validation error as one line that names the field, the bad value and what is allowed."""
-    error = exc.errors()[0]
-    message = str(error["msg"])
-    if message.startswith("Value error, "):
-        return message[len("Value error, ") :]
-    where = ".".join(str(part) for part in error["loc"]) or "value"
-    return f"{where} {error.get('input')!r} is invalid: {message[:1].lower()}{message[1:]}"
 
 
 class _Validated(BaseModel):
@@ -52,7 +42,7 @@ class _Validated(BaseModel):
         try:
             super().__init__(**data)
         except ValidationError as exc:
-            raise InputError(_explain(exc)) from None
+            raise InputError(explain(exc)) from None
 
     def replace(self, **changes: Any) -> Self:
         """A copy with `changes` applied, validated like a new instance: a bad value is an `InputError`."""
