@@ -8,7 +8,9 @@ repository root. It prints:
    median of each and their ratio. The model is loaded before timing (once, as a batch does).
 2. The same comparison for the pipeline alone (`DiffusionTool.generate` with B requests in one call versus B calls
    of one request).
-3. A 200-idea batch from ../shared/ideas/public_ideas.tsv (tests/data/public_ideas.tsv when absent) run as a user
+3. Reading and planning a 10,000-row idea list with per-row options (`read_ideas` + `plan_jobs`): milliseconds in
+   all and per row, the median of R repetitions; no model is loaded and the output folder is not touched.
+4. A 200-idea batch from ../shared/ideas/public_ideas.tsv (tests/data/public_ideas.tsv when absent) run as a user
    runs it (`ideaforge batch` in a subprocess), killed with SIGKILL once 40% of the ideas are listed, at a
    moment when an image is on disk before its line (or at 60% if that moment is not caught), resumed, then
    checked file by file: every idea exactly once, every PNG readable and matching its line.
@@ -154,6 +156,35 @@ def kill_and_resume(model: str, n: int, batch_size: int, tmp: Path) -> None:
           "every PNG readable with its record matching its line, no temporary file")
 
 
+def planning(rows: int, repeats: int, tmp: Path) -> None:
+    from ideaforge import IdeaForge
+    from ideaforge.app.batch.plan import plan_jobs
+    from ideaforge.app.batch.readers import read_ideas
+
+    path = tmp / "plan.csv"
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["idea", "seed", "steps", "style", "negative", "n"])
+        styles = ["", "watercolor", "Pixel Art", "anime"]
+        writer.writerows([f"idea number {i}", i if i % 3 else "", 2 + i % 4, styles[i % 4], "blurry" if i % 5 == 0 else "",
+                          1 + i % 2] for i in range(rows))
+    forge = IdeaForge(model="unused", engine="rules", critique=False, out=str(tmp / "never-made"))
+    read_ms, plan_ms = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        listing = read_ideas(path)
+        t1 = time.perf_counter()
+        jobs, _, _ = plan_jobs(forge, listing.rows)
+        t2 = time.perf_counter()
+        assert len(jobs) == rows and not listing.bad
+        read_ms.append((t1 - t0) * 1000)
+        plan_ms.append((t2 - t1) * 1000)
+    read, plan = statistics.median(read_ms), statistics.median(plan_ms)
+    print(f"reading and planning {rows} rows with options ({repeats} repetitions, medians):")
+    print(f"  read_ideas (GenerateRequest per row): {read:7.1f} ms, {1000 * read / rows:6.1f} us/row")
+    print(f"  plan_jobs: {plan:7.1f} ms, {1000 * plan / rows:6.1f} us/row")
+
+
 def _fmt(values: list[float]) -> str:
     return ", ".join(f"{v:.1f}" for v in values)
 
@@ -176,6 +207,7 @@ def main() -> None:
         model = str(build_tiny_sd(tmp / "tiny-sd"))
         whole_runs(model, sample(args.ideas), args.batch_size, args.repeats, tmp)
         pipeline_only(model, args.batch_size, args.repeats * 4)
+        planning(10_000, args.repeats, tmp)
         if not args.skip_kill:
             kill_and_resume(model, 200, args.batch_size, tmp)
 

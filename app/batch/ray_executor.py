@@ -7,9 +7,10 @@ of a Ray batch go through the same worker threads and `Batcher` as the local exe
 reaches the pipeline in its `ImageRequest`, and a batched call gives the pixels separate calls would (within
 8-bit rounding).
 
-The actors send each idea's PNGs back as bytes; this process writes them with `ideaforge.tools.metadata.save_png` and
-appends the manifest lines, so the output folder's guarantees (see `ideaforge.app.batch.store`) are the local
-executor's.
+The actors send each idea's PNG files back as they wrote them, bytes unchanged (never decoded and encoded again);
+this process places them under the name `ideaforge.tools.metadata.save_png` would give (temporary file, fsync,
+link: never over an existing file) and appends the manifest lines, so the output folder's guarantees (see
+`ideaforge.app.batch.store`) are the local executor's.
 
 The cluster: `address`, else `RAY_ADDRESS`, else a new local one. The OpenAI key is not sent with the
 settings; workers read it from their own environment (a local cluster inherits this process's).
@@ -18,8 +19,10 @@ settings; workers read it from their own environment (a local cluster inherits t
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -30,7 +33,10 @@ from typing import Any
 import numpy as np
 
 from ideaforge.agent.models import PromptSpec
-from ideaforge.app.batch.run import Job, OnFail, OnOk, optimize, run_jobs
+from ideaforge.agent.record import PngRecord
+from ideaforge.app.batch.execute import OnFail, OnOk, optimize, run_jobs
+from ideaforge.app.batch.plan import Job
+from ideaforge.app.batch.store import link_new
 from ideaforge.errors import GenerationError, InputError
 
 _CHAINS: dict[str, Any] = {}  # per worker process: one prompt chain per settings
@@ -102,19 +108,49 @@ class Renderer:
         shutil.rmtree(getattr(self, "folder", ""), ignore_errors=True)
 
 
+def png_record(data: bytes) -> PngRecord:
+    """The ideaforge record of PNG bytes, from the header chunks (the pixels are not decoded)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from ideaforge.tools.metadata import RECORD_KEY
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            text = image.info.get(RECORD_KEY)
+        record = json.loads(text) if isinstance(text, str) else None
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise InputError(f"a PNG from a Ray worker is damaged ({exc})") from None
+    return PngRecord.from_data(record, source="a PNG from a Ray worker")
+
+
 def place_png(data: bytes, out: Path) -> Path:
-    """Write a PNG received from a worker into `out` as the local executor would (same name, same chunks)."""
-    from PIL import Image
+    """Write PNG bytes received from a worker into `out` as they are, under the name the local executor gives.
 
-    from ideaforge.tools.metadata import A1111_KEY, RECORD_KEY, save_png
+    Like `save_png`: a temporary file, fsynced, linked to `<slug of idea>-<seed>.png` (`-2`, `-3`, ... when
+    taken), so neither a half-written PNG nor an overwritten file can result.
+    """
+    from ideaforge.tools.metadata import fsync_dir, slugify
 
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
-        text = dict(getattr(image, "text", {}) or {})
-        pixels = image.copy()
-    record = json.loads(text[RECORD_KEY])
-    return save_png(pixels, out, idea=record["idea"], seed=record["seed"], parameters=text.get(A1111_KEY, ""),
-                    record=record)
+    record = png_record(data)
+    root = Path(out).expanduser().resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    stem = f"{slugify(record.idea)}-{int(record.seed)}"
+    fd, temp_name = tempfile.mkstemp(prefix=".ideaforge-", suffix=".png.tmp", dir=root)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)
+        for attempt in range(1, 100_000):
+            target = root / (f"{stem}.png" if attempt == 1 else f"{stem}-{attempt}.png")
+            if link_new(temp, target):
+                fsync_dir(root)
+                return target
+        raise InputError(f"too many images named {stem}-*.png in {str(root)!r}; use another --out folder")
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def run_ray(
@@ -133,7 +169,7 @@ def run_ray(
     """Run `jobs` on Ray; results reach `on_ok` / `on_fail` in this process as they arrive."""
     try:
         import ray
-        from ray.data import ActorPoolStrategy, DataContext
+        from ray.data import ActorPoolStrategy, DataContext, Dataset
     except ImportError:
         raise InputError("the ray executor needs Ray: pip install 'ideaforge[ray]'") from None
     if not ray.is_initialized():
@@ -153,9 +189,9 @@ def run_ray(
     loras = list(forge.loras)
     by_key = {j.key: j for j in jobs}
     rows = [{"key": j.key, "job": json.dumps(asdict(j))} for j in jobs]
-    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), len(rows) // batch_size + 1)))
+    ds: Dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), len(rows) // batch_size + 1)))
     ds = ds.map_batches(
-        prompt_stage, fn_kwargs={"settings": settings, "loras": loras, "concurrency": llm_concurrency},
+        functools.partial(prompt_stage, settings=settings, loras=loras, concurrency=llm_concurrency),
         # Half a CPU: the stage mostly waits for the LLM. Resources unlike the actors' also keep Ray Data from
         # fusing the two stages, so prompts for later ideas are made while the actors render earlier ones.
         batch_size=max(batch_size, llm_concurrency), num_cpus=0.5,

@@ -6,8 +6,11 @@
   named once.
 - `.jsonl`: one JSON object a line with the same keys.
 
-A file that cannot be read at all (not UTF-8, no idea column, unknown extension) raises one `InputError`. A
-row whose values are wrong becomes a `BadRow` with its line number; the other rows are unaffected.
+The option columns are `ideaforge.agent.request.GenerateRequest`'s fields (`negative` for `negative_prompt`), and
+each row is validated by it: CSV/TSV cells are converted to the field's type first ("7" -> 7, "true" -> True),
+JSON values are taken as they are. A file that cannot be read at all (not UTF-8, no idea column, unknown
+extension) raises one `InputError`. A row whose values are wrong becomes a `BadRow` with its line number and the
+request's one-line message; the other rows are unaffected.
 
 Example:
     >>> import tempfile, pathlib
@@ -21,14 +24,14 @@ Example:
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
-import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ideaforge.agent.request import GenerateRequest
 from ideaforge.agent.text import clean_idea
 from ideaforge.errors import InputError
 
@@ -36,64 +39,48 @@ IDEA_COLUMNS = ("idea", "prompt")  # matched case-insensitively; PartiPrompts na
 SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
 
 
-def _whole(value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError("a whole number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    text = str(value).strip()
-    if not text.lstrip("+-").isdigit():
-        raise ValueError("a whole number")
-    return int(text)
+# Columns that are not `GenerateRequest` field names: the short name a list writer types.
+ALIASES = {"negative": "negative_prompt"}
+# A `prompt` column is the idea (PartiPrompts), so a row cannot set an explicit positive prompt.
+_NOT_OPTIONS = {"idea", "prompt"}
 
 
-def _number(value: Any) -> float:
-    if isinstance(value, bool):
-        raise TypeError("a number")
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise ValueError("a number") from None
-    if not math.isfinite(out):
-        raise ValueError("a finite number")
+@functools.cache
+def _option_types() -> dict[str, str]:
+    """Each row option and its JSON-schema type ("integer", "number", "boolean", "string"), from the request."""
+    out: dict[str, str] = {}
+    for name, prop in GenerateRequest.model_json_schema()["properties"].items():
+        if name in _NOT_OPTIONS:
+            continue
+        kinds = [p.get("type") for p in prop.get("anyOf", [prop])]
+        out[name] = next((k for k in kinds if k and k != "null"), "string")
+    for alias, name in ALIASES.items():
+        out[alias] = out[name]
     return out
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "yes", "1", "on"}:
-        return True
-    if text in {"false", "no", "0", "off"}:
-        return False
-    raise ValueError("true or false")
+def row_options() -> tuple[str, ...]:
+    """The column names (or JSON keys) a row may set: `GenerateRequest`'s options, plus `negative`."""
+    return tuple(_option_types())
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        raise TypeError("text")
-    return str(value).strip()
+_TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 
 
-# The per-row options and how to read each from a cell or JSON value; each means what `generate`'s does.
-ROW_OPTIONS: dict[str, Callable[[Any], Any]] = {
-    "seed": _whole,
-    "style": _text,
-    "negative": _text,
-    "steps": _whole,
-    "n": _whole,
-    "guidance": _number,
-    "size": _text,
-    "scheduler": _text,
-    "critique": _flag,
-    "threshold": _number,
-    "max_attempts": _whole,
-    "candidates": _whole,
-    "keep_seed": _flag,
-}
+def _from_cell(kind: str, text: str) -> Any:
+    """A CSV/TSV cell as the field's type ("7" -> 7); text that is no such value is left for the request to
+    reject, so the message is the request's own."""
+    text = text.strip()
+    if kind == "integer" and text.lstrip("+-").isdigit():
+        return int(text)
+    if kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            return text
+    if kind == "boolean" and text.lower() in _TRUE | _FALSE:
+        return text.lower() in _TRUE
+    return text
 
 
 @dataclass
@@ -102,7 +89,7 @@ class Row:
 
     line: int
     idea: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # `GenerateRequest` field names, validated values
 
 
 @dataclass
@@ -156,22 +143,30 @@ def read_ideas(path: str | Path) -> IdeaList:
     return IdeaList(path, rows, bad, ignored)
 
 
-def _row(line: int, idea: Any, values: dict[str, Any]) -> Row | BadRow:
-    """Validate one row's idea and convert its option values; the first problem makes it a `BadRow`."""
+def _row(line: int, idea: Any, values: dict[str, Any], *, cells: bool = False) -> Row | BadRow:
+    """Validate one row through `GenerateRequest`; a problem makes it a `BadRow` with the request's one line.
+
+    `cells`: the values are CSV/TSV text, converted to each field's type first; JSON values are taken as typed.
+    """
     raw = None if idea is None else str(idea)
     try:
         cleaned = clean_idea(raw if raw is not None else "")
     except InputError as exc:
         return BadRow(line, raw, str(exc))
+    types = _option_types()
     options: dict[str, Any] = {}
     for key, value in values.items():
         if value is None or (isinstance(value, str) and not value.strip()):
             continue  # an empty cell means "the command's value"
-        try:
-            options[key] = ROW_OPTIONS[key](value)
-        except (TypeError, ValueError) as exc:
-            return BadRow(line, cleaned, f"{key} {value!r} is invalid: use {exc}")
-    return Row(line, cleaned, options)
+        options[ALIASES.get(key, key)] = _from_cell(types[key], value) if cells and isinstance(value, str) else value
+    try:
+        request = GenerateRequest.parse(idea=cleaned, **options)
+    except InputError as exc:
+        return BadRow(line, cleaned, str(exc))
+    given = request.given()
+    if request.negative_prompt is not None:
+        given["negative_prompt"] = request.negative_prompt
+    return Row(line, cleaned, given)
 
 
 def _read_txt(text: str) -> tuple[list[Row], list[BadRow], list[str]]:
@@ -207,9 +202,9 @@ def _read_jsonl(text: str) -> tuple[list[Row], list[BadRow], list[str]]:
             bad.append(BadRow(number, None, f"no 'idea' key (keys: {', '.join(map(str, obj)) or 'none'})"))
             continue
         for key in keys:
-            if key != column and key not in ROW_OPTIONS:
+            if key != column and key not in _option_types():
                 ignored[key] = None
-        item = _row(number, keys[column], {k: v for k, v in keys.items() if k in ROW_OPTIONS})
+        item = _row(number, keys[column], {k: v for k, v in keys.items() if k in _option_types()})
         (rows if isinstance(item, Row) else bad).append(item)  # type: ignore[arg-type]
     return rows, bad, list(ignored)
 
@@ -231,7 +226,7 @@ def _read_table(text: str, delimiter: str, path: Path) -> tuple[list[Row], list[
             f"idea file {str(path)!r} has no 'idea' or 'Prompt' column (its columns: {shown}); "
             "name the column of ideas 'idea'"
         )
-    options = {i: n for i, n in enumerate(names) if n in ROW_OPTIONS}
+    options = {i: n for i, n in enumerate(names) if n in _option_types()}
     ignored = [h.strip() for i, h in enumerate(header) if i != column and i not in options and h.strip()]
     rows: list[Row] = []
     bad: list[BadRow] = []
@@ -252,6 +247,6 @@ def _read_table(text: str, delimiter: str, path: Path) -> tuple[list[Row], list[
             bad.append(BadRow(start, None, f"{len(cells)} cells but the header has {len(header)} columns"))
             continue
         cells += [""] * (len(header) - len(cells))
-        item = _row(start, cells[column], {name: cells[i] for i, name in options.items()})
+        item = _row(start, cells[column], {name: cells[i] for i, name in options.items()}, cells=True)
         (rows if isinstance(item, Row) else bad).append(item)  # type: ignore[arg-type]
     return rows, bad, ignored

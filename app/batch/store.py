@@ -1,8 +1,10 @@
 """The output folder of `ideaforge batch`, and what keeps it whole when a run is killed at any moment.
 
 The folder holds the PNGs, `metadata.jsonl` (one line per image, in the Hugging Face `imagefolder` convention:
-`file_name`, `text` = the idea, then prompt, negative, seed, scores, attempt, ...), `failures.jsonl` (one line
-per idea that failed, with the error) and `run.json` (settings and versions of the latest run). Failures live
+`file_name`, `text` = the idea, then prompt, negative, seed, scores, attempt, ..., the same columns and types
+whatever the options: see `ideaforge.app.batch.manifest`), `README.md` (a dataset card declaring those
+features, written only when the folder has none), `failures.jsonl` (one line per idea that failed, with the
+error) and `run.json` (settings and versions of the latest run). Failures live
 in their own file because `imagefolder` resolves every `file_name` of `metadata.jsonl`, and a failed idea has
 no image.
 
@@ -34,12 +36,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ideaforge.agent.record import PngRecord
+from ideaforge.app.batch.manifest import card, is_current, manifest_line
 from ideaforge.errors import InputError
 from ideaforge.tools.metadata import fsync_dir
+
+__all__ = ["CARD", "FAILURES", "MANIFEST", "RUN_FILE", "Recovery", "Store", "manifest_line", "write_atomic"]
 
 MANIFEST = "metadata.jsonl"
 FAILURES = "failures.jsonl"
 RUN_FILE = "run.json"
+CARD = "README.md"  # the dataset card, written once and never overwritten (see ideaforge.app.batch.manifest)
 LOCK_FILE = ".ideaforge-batch.lock"
 TAG = "batch"  # the key of the batch tag inside each PNG's ideaforge record
 
@@ -54,38 +61,6 @@ class Recovery:
     removed: int = 0  # images of ideas cut short, deleted so the idea can run again
     dropped_lines: int = 0  # lines without an image, torn or repeated
     temp_files: int = 0  # temporary files of interrupted writes, deleted
-
-
-def manifest_line(record: dict[str, Any], file_name: str, best: bool) -> dict[str, Any]:
-    """One `metadata.jsonl` line, from the image's own PNG record."""
-    tag = record.get(TAG) or {}
-    scores = record.get("scores")
-    return {
-        "file_name": file_name,
-        "text": record.get("idea"),
-        "prompt": record.get("positive"),
-        "negative": record.get("negative"),
-        "seed": record.get("seed"),
-        "scores": None if not scores else {
-            "idea": scores.get("idea"),
-            # a list, not a dict keyed by element: every row then has the same columns for `datasets`
-            "elements": [{"element": k, "score": v} for k, v in (scores.get("elements") or {}).items()],
-            "weak": list(scores.get("weak") or []),
-        },
-        "critique": scores.get("critique") if scores else None,
-        "attempt": record.get("round"),
-        "candidate": record.get("candidate"),
-        "best": best,
-        "style": record.get("style"),
-        "engine": record.get("engine"),
-        "model": record.get("model"),
-        "steps": record.get("steps"),
-        "guidance": record.get("guidance"),
-        "size": record.get("size"),
-        "scheduler": record.get("scheduler"),
-        "line": tag.get("line"),
-        "key": tag.get("key"),
-    }
 
 
 def _encode(lines: list[dict[str, Any]]) -> bytes:
@@ -111,8 +86,9 @@ def write_atomic(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
-def _record_of(path: Path) -> dict[str, Any] | None:
-    """The ideaforge record of a PNG, read from its header chunks without decoding the pixels, or None."""
+def _record_of(path: Path) -> PngRecord | None:
+    """The ideaforge record of a PNG, read from its header chunks without decoding the pixels; None when the file
+    or its record is missing or damaged (such an image is never adopted)."""
     from PIL import Image, UnidentifiedImageError
 
     from ideaforge.tools.metadata import RECORD_KEY
@@ -123,10 +99,44 @@ def _record_of(path: Path) -> dict[str, Any] | None:
     except (OSError, UnidentifiedImageError, ValueError):
         return None
     try:
-        record = json.loads(text) if isinstance(text, str) else None
-    except json.JSONDecodeError:
+        return PngRecord.from_data(json.loads(text) if isinstance(text, str) else None, source=repr(str(path)))
+    except (json.JSONDecodeError, InputError):
         return None
-    return record if isinstance(record, dict) else None
+
+
+def link_new(temp: Path, target: Path) -> bool:
+    """Give the file `temp` also the name `target` unless that name exists (then False); never overwrites."""
+    try:
+        os.link(temp, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links on this file system: reserve the name exclusively, then move onto it
+        try:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            return False
+        os.replace(temp, target)
+        return True
+
+
+def write_new(path: Path, data: bytes) -> bool:
+    """Create `path` with `data` unless it exists (then False: whatever is there is kept). Atomic, like
+    `write_atomic`, but it never replaces a file."""
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        placed = link_new(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    if placed:
+        fsync_dir(path.parent)
+    return placed
 
 
 def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], bool]:
@@ -182,7 +192,7 @@ class Store:
         self.folder_id = str(previous.get("folder") or secrets.token_hex(8))
         recovery = Recovery()
         for temp in [*self.out.glob(".ideaforge-*.png.tmp"), *self.out.glob(f".{MANIFEST}.*.tmp"),
-                     *self.out.glob(f".{FAILURES}.*.tmp"), *self.out.glob(f".{RUN_FILE}.*.tmp")]:
+                     *self.out.glob(f".{FAILURES}.*.tmp"), *self.out.glob(f".{RUN_FILE}.*.tmp"), *self.out.glob(f".{CARD}.*.tmp")]:
             temp.unlink(missing_ok=True)
             recovery.temp_files += 1
         lines, dirty = _read_jsonl(self.out / MANIFEST)
@@ -190,11 +200,15 @@ class Store:
         seen: set[str] = set()
         for line in lines:
             name, key = line.get("file_name"), line.get("key")
-            valid = isinstance(name, str) and isinstance(key, str) and name not in seen
-            if not valid or not (self.out / name).is_file():
+            if not isinstance(name, str) or not isinstance(key, str) or name in seen or not (self.out / name).is_file():
                 recovery.dropped_lines += 1
                 continue
             seen.add(name)
+            if not is_current(line):  # written by an older version: the same line in today's columns
+                record = _record_of(self.out / name)
+                if record is not None:
+                    line = manifest_line(record, name, line.get("best") is True)
+                    dirty = True
             groups.setdefault(key, []).append(line)
         kept: list[dict[str, Any]] = []
         for key, group in groups.items():
@@ -218,42 +232,40 @@ class Store:
         if dirty or recovery.dropped_lines or recovery.adopted or not (self.out / MANIFEST).exists():
             write_atomic(self.out / MANIFEST, _encode(kept))
         self._files = {line["file_name"]: line["key"] for line in kept}
+        write_new(self.out / CARD, card(MANIFEST).encode("utf-8"))  # a README.md already there is the user's
         recovery.images = len(kept)
         recovery.done = set(self.done)
         return recovery
 
-    def _orphans(self, listed: set[str]) -> dict[str, list[tuple[Path, dict[str, Any]]]]:
+    def _orphans(self, listed: set[str]) -> dict[str, list[tuple[Path, PngRecord]]]:
         """This folder's tagged images that no kept line lists, by resume key."""
-        found: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+        found: dict[str, list[tuple[Path, PngRecord]]] = {}
         for path in sorted(self.out.glob("*.png")):
             if path.name in listed:
                 continue
             record = _record_of(path)
-            tag = record.get(TAG) if record else None
-            ours = isinstance(tag, dict) and tag.get("folder") == self.folder_id
-            if ours and isinstance(tag.get("key"), str):  # type: ignore[union-attr]
-                found.setdefault(tag["key"], []).append((path, record))  # type: ignore[arg-type]
+            tag = record.batch if record is not None else None
+            if record is not None and tag and tag.get("folder") == self.folder_id and isinstance(tag.get("key"), str):
+                found.setdefault(tag["key"], []).append((path, record))
         return found
 
     @staticmethod
-    def _adoptable(files: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]] | None:
+    def _adoptable(files: list[tuple[Path, PngRecord]]) -> list[dict[str, Any]] | None:
         """Lines for images that form a whole result by themselves, else None.
 
         Only a run without the critic is whole from its images alone: `images` says how many it makes, and the
         best is the first (lowest seed) image. With the critic, whether more rounds would follow is unknown.
         """
-        from ideaforge.tools.metadata import read_record
-
-        tag = files[0][1][TAG]
+        tag = files[0][1].batch or {}
         expected, first_seed = tag.get("images"), tag.get("seed")
         if not isinstance(expected, int) or len(files) != expected:
             return None
         try:
             for path, _ in files:
-                read_record(path)  # decodes the pixels: only whole, readable images are adopted
+                PngRecord.from_png(path)  # decodes the pixels: only whole, readable images are adopted
         except InputError:
             return None
-        best = [i for i, (_, record) in enumerate(files) if record.get("seed") == first_seed]
+        best = [i for i, (_, record) in enumerate(files) if record.seed == first_seed]
         if len(best) != 1:
             return None
         order = [i for i in range(len(files)) if i != best[0]] + best  # the best line closes the group
@@ -293,14 +305,9 @@ class Store:
         Raises:
             InputError: an image cannot be read back; nothing is listed then.
         """
-        from ideaforge.tools.metadata import read_record
-
         lines = []
         for path, best in sorted(images, key=lambda item: item[1]):  # the best line last: it closes the group
-            record = read_record(path).get("ideaforge")
-            if not record:
-                raise InputError(f"image {str(path)!r} has no ideaforge record")
-            lines.append(manifest_line(record, path.name, best))
+            lines.append(manifest_line(PngRecord.from_png(path), path.name, best))
         if sum(line["best"] for line in lines) != 1:
             raise InputError(f"an idea's images must include exactly one best image, got {len(lines)} images")
         with self._lock:
