@@ -105,3 +105,16 @@ def test_an_init_image_bomb_is_refused_in_one_line(tiny_sd_dir: Path, tmp_path: 
     last = out.stderr.strip().splitlines()[-1]  # after the prompt stage's own line
     assert last.startswith("ideaforge: error: init image") and "more pixels than is safe" in last
     assert not list((tmp_path / "out").glob("*.png"))
+
+
+def test_file_names_are_bounded_in_bytes_not_characters(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from ideaforge.tools.metadata import save_png, slugify
+
+    idea = "\U0001f431" * 10 + "𠀀" * 70  # four-byte characters: letters of CJK Extension B
+    paths = [save_png(Image.new("RGB", (8, 8)), tmp_path, idea=idea, seed=4294967295, parameters="p", record={})
+             for _ in range(3)]
+    assert len({p.name for p in paths}) == 3
+    assert all(len(p.name.encode()) <= 255 for p in paths)
+    assert len(slugify(idea).encode()) <= 120 and slugify(idea).startswith("𠀀")

@@ -199,8 +199,12 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def slugify(text: str, max_len: int = 60) -> str:
-    """A file-name-safe slug: lower-case letters and digits (any script) joined by '-', at most `max_len` long.
+MAX_SLUG_BYTES = 120  # file names are limited in bytes (255 on most file systems), and CJK characters take 3 to 4
+
+
+def slugify(text: str, max_len: int = 60, max_bytes: int = MAX_SLUG_BYTES) -> str:
+    """A file-name-safe slug: lower-case letters and digits (any script) joined by '-', at most `max_len`
+    characters and `max_bytes` bytes of UTF-8, so `<slug>-<seed>-<n>.png` always fits a file name.
 
     Never contains a path separator, a dot or a control character; "image" when nothing is left.
 
@@ -209,14 +213,20 @@ def slugify(text: str, max_len: int = 60) -> str:
         ('etc-passwd', 'a-red-kitten-in-a-basket')
     """
     words = re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).lower())
+
+    def fits(candidate: str) -> bool:
+        return len(candidate) <= max_len and len(candidate.encode("utf-8")) <= max_bytes
+
     slug = ""
     for word in words:
         candidate = f"{slug}-{word}" if slug else word
-        if len(candidate) > max_len:
+        if not fits(candidate):
             break
         slug = candidate
     if not slug and words:
-        slug = words[0][:max_len]
+        slug = words[0]
+        while slug and not fits(slug):
+            slug = slug[:-1]
     return slug or "image"
 
 
