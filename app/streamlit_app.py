@@ -2,8 +2,10 @@
 
 A thin view over `agent`'s public API. The run happens in a worker thread that only talks to a queue; the
 script's thread drains the queue and updates the status, progress bar and preview, because Streamlit elements
-may only be touched from the script thread. Any interruption of the script (the Stop button, a new message)
-sets the run's cancel event on the way out, so generation stops between denoising steps.
+may only be touched from the script thread. When the script is interrupted mid-run, the run goes on by itself
+and its turn joins the history when it ends; the next script run then decides: the Stop button cancels it
+between denoising steps, anything else (a message sent meanwhile, a widget) waits for it, so a message sent
+during a run is queued and answered afterwards as a follow-up of the finished result.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ NO_STYLE = "none"
 SECRET_NAMES = ("IDEAFORGE_OPENAI_API_KEY", "OPENAI_API_KEY")
 STOPPED = "Stopped before the run finished."
 STOP_WAIT = 60.0  # seconds to wait for a run to stop between steps
+RUN_WAIT = 1800.0  # seconds a queued message waits for the run in progress before that run is stopped
 STAGES = {
     "prompt": "Optimizing the prompt",
     "generate": "Generating",
@@ -219,7 +222,8 @@ def readable(exc: BaseException) -> str:
 class Run:
     """One message's run: a worker thread that only talks to a queue, and the events to stop and await it."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_key: str = "") -> None:
+        self.stop_key = stop_key  # the Stop button's widget key: True in the script run its click starts
         self.cancel = threading.Event()
         self.finished = threading.Event()  # set once this run's turn is in the history
         self.events: queue.Queue[Event | None] = queue.Queue()
@@ -237,10 +241,19 @@ class Run:
         self.thread = threading.Thread(target=target, name="ideaforge-run", daemon=True)
         self.thread.start()
 
-    def wait(self, timeout: float) -> Any:
+    def wait(self, timeout: float | None) -> Any:
         if self.thread is not None:
             self.thread.join(timeout)
         return self.outcome
+
+    def finish_in_background(self, turns: list[dict[str, Any]]) -> None:
+        """The script stopped watching: the run goes on, and its turn joins `turns` when it ends."""
+
+        def finish() -> None:
+            turns.append(outcome_turn(self.wait(None)))
+            self.finished.set()
+
+        threading.Thread(target=finish, name="ideaforge-run-finish", daemon=True).start()
 
 
 def outcome_turn(outcome: Any) -> dict[str, Any]:
@@ -251,22 +264,42 @@ def outcome_turn(outcome: Any) -> dict[str, Any]:
     return {"role": "assistant", "result": outcome}
 
 
-def answer(text: str, config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+def answer(text: str, config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any] | None:
     """Answer one message; its turn joins the history even when the script is interrupted mid-run."""
-    run = st.session_state.run = Run()
+    run = st.session_state.run = Run(stop_key=f"stop-{len(st.session_state.turns)}")
     turns = st.session_state.turns  # held here: a stopped script raises again on any session_state access
     turn = None
     try:
         turn = run_in_chat(run, text, config, options)
     finally:
-        # Also reached when Streamlit stops this script (Stop, a new message, a closed tab): the worker stops
-        # between steps, and the next script run waits for `finished` before it draws the history.
+        # Also reached when Streamlit stops this script (Stop, a new message, a closed tab): nothing is thrown
+        # away here; the next script run stops the run (Stop) or waits for it (anything else).
         if turn is None:
-            run.cancel.set()
-            turn = outcome_turn(run.wait(STOP_WAIT))
-        turns.append(turn)
-        run.finished.set()
+            run.finish_in_background(turns)
+        else:
+            turns.append(turn)
+            run.finished.set()
     return turn
+
+
+def settle(earlier: Run | None) -> None:
+    """Before anything else is drawn or answered: stop the run in progress (Stop button) or let it finish."""
+    if earlier is None or earlier.finished.is_set():
+        return
+    stopping = bool(st.session_state.get(earlier.stop_key))
+    if stopping:
+        earlier.cancel.set()
+    label = "Stopping the run…" if stopping else "Finishing the run in progress; your message is next…"
+    beat = st.empty()
+    deadline = time.monotonic() + (STOP_WAIT if stopping else RUN_WAIT)
+    with st.spinner(label):
+        # Short waits with an element update between them, so a newer message can still interrupt this script.
+        while not earlier.finished.wait(0.25):
+            if time.monotonic() > deadline:
+                earlier.cancel.set()
+                earlier.finished.wait(STOP_WAIT)
+                break
+            beat.empty()
 
 
 def run_in_chat(run: Run, text: str, config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -285,7 +318,7 @@ def run_in_chat(run: Run, text: str, config: dict[str, Any], options: dict[str, 
             status.update(label="Could not start", state="error", expanded=False)
             return outcome_turn(exc)
         log, bar, preview, beat = st.container(), st.empty(), st.empty(), st.empty()
-    stop_slot.button("Stop generating", key=f"stop-{len(st.session_state.turns)}", help="Stops between steps")
+    stop_slot.button("Stop generating", key=run.stop_key, help="Stops between steps")
     working(status, "Refining the prompt" if previous else "Optimizing the prompt")
     started = time.perf_counter()
     if previous is None:
@@ -359,21 +392,22 @@ def main() -> None:
             "Describe an idea in any language. Follow-ups refine the last image; "
             "“New conversation” in the sidebar starts over."
         )
-    earlier = st.session_state.get("run")
-    if earlier is not None and not earlier.finished.is_set():  # Stop or a new message interrupted it
-        earlier.cancel.set()
-        with st.spinner("Stopping the previous run…"):
-            earlier.finished.wait(STOP_WAIT)
+    inbox = st.session_state.setdefault("inbox", [])  # messages sent while a run was in progress wait here
+    if message:
+        inbox.append(message)
+    settle(st.session_state.get("run"))
     for i, turn in enumerate(st.session_state.turns):
         with st.chat_message(turn["role"]):
             show_turn(turn, str(i))
-    if message:
-        st.session_state.turns.append({"role": "user", "text": message})
+    while inbox:
+        text = inbox.pop(0)
+        st.session_state.turns.append({"role": "user", "text": text})
         with st.chat_message("user"):
-            st.markdown(message)
+            st.markdown(text)
         with st.chat_message("assistant"):
-            turn = answer(message, config, options)
-            show_turn(turn, str(len(st.session_state.turns) - 1))
+            turn = answer(text, config, options)
+            if turn is not None:
+                show_turn(turn, str(len(st.session_state.turns) - 1))
 
 
 main()
