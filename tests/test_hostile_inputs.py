@@ -118,3 +118,35 @@ def test_file_names_are_bounded_in_bytes_not_characters(tmp_path: Path) -> None:
     assert len({p.name for p in paths}) == 3
     assert all(len(p.name.encode()) <= 255 for p in paths)
     assert len(slugify(idea).encode()) <= 120 and slugify(idea).startswith("𠀀")
+
+
+def test_ctrl_c_right_after_the_first_image_reports_what_is_on_disk(tiny_sd_dir: Path, tiny_clip_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    import re
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "IDEAFORGE_"))}
+    env["IDEAFORGE_CACHE"] = os.environ["IDEAFORGE_CACHE"]
+    proc = subprocess.Popen(
+        [*EXE, "generate", "a red kitten", "--model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir),
+         "--engine", "rules", "--steps", "2", "--size", "64x64", "--threshold", "101", "--max-attempts", "20",
+         "--keep-seed", "--out", str(out)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        for _ in range(1200):  # until the first PNG lands (bounded: 120 s)
+            if list(out.glob("*.png")) or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    on_disk = sorted(str(p) for p in out.glob("*.png"))
+    m = re.search(r"kept (\d+) complete image\(s\): (.*)$", err.strip().splitlines()[-1])
+    assert m is not None and int(m[1]) == len(on_disk) >= 1
+    assert sorted(m[2].split(", ")) == on_disk

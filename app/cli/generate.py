@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -111,6 +113,7 @@ def generate(
     from ideaforge.app.cli.progress import Progress
 
     progress = Progress(enabled=not as_json or sys.stderr.isatty())
+    started = time.time()
     try:
         with progress:
             if from_image:
@@ -127,13 +130,30 @@ def generate(
                 result = forge.run(idea, spec=spec, on_event=progress.on_event, **run_overrides)
     except KeyboardInterrupt:
         # Images are written whole (temporary file, then rename): what was saved is complete, nothing is partial.
-        kept = ", ".join(progress.saved) if progress.saved else "no images"
-        fail(f"interrupted; nothing partial was written; kept {len(progress.saved)} complete image(s): {kept}", 130)
+        # The folder is the truth: an image can land between its write and the event that reports it.
+        saved = sorted({*progress.saved, *_written_since(Path(forge.settings.out), started, idea)})
+        kept = ", ".join(saved) if saved else "no images"
+        fail(f"interrupted; nothing partial was written; kept {len(saved)} complete image(s): {kept}", 130)
     progress.summary(result)
     if as_json:
         emit_json(result_json(result))
     if result.best is None or result.best_image_path is None:
         fail("no usable image was produced (every image was flagged or failed); see the warnings above", 1)
+
+
+def _written_since(folder: Path, since: float, idea: str) -> list[str]:
+    """PNGs in `folder` written since `since` whose record names `idea` (this run's images)."""
+    from ideaforge.agent.record import PngRecord
+    from ideaforge.errors import InputError
+
+    found = []
+    for path in folder.glob("*.png"):
+        try:
+            if path.stat().st_mtime >= since - 1 and PngRecord.from_png(path).idea == " ".join(idea.split()):
+                found.append(str(path))
+        except (OSError, InputError):
+            continue
+    return found
 
 
 def result_json(result: Any) -> dict[str, Any]:
