@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import threading
 
 import pytest
 from llm_server import GOOD, FakeOpenAI, Reply
@@ -106,13 +106,24 @@ def test_429_is_retried_honouring_retry_after(server) -> None:
     assert spec.engine == "openai" and len(server.requests) == 2
 
 
-def test_timeout_falls_back_quickly(server) -> None:
-    server.default = lambda req: Reply.slow(5)
-    started = time.monotonic()
-    spec = chain_for(server, timeout=0.5).optimize("a lighthouse in a storm")
-    assert spec.engine == "rules"
+def test_timeout_falls_back_before_the_server_answers(server) -> None:
+    answered = threading.Event()
+    release = threading.Event()
+
+    def never_in_time(req):
+        release.wait(timeout=60)  # held until the client has given up (or the test has failed)
+        answered.set()
+        return Reply.spec(**GOOD)
+
+    server.default = never_in_time
+    try:
+        spec = chain_for(server, timeout=0.5).optimize("a lighthouse in a storm")
+        assert not answered.is_set()  # the chain gave up on its own timeout, not on a reply
+    finally:
+        release.set()
+    assert spec.engine == "rules" and spec.positive.startswith("a lighthouse in a storm")
     assert "timed out" in spec.warnings[0].lower()
-    assert time.monotonic() - started < 4
+    assert len(server.requests) == 1  # retries=0: one request, then the rules engine
 
 
 def test_connection_refused_falls_back() -> None:
@@ -155,14 +166,23 @@ def test_auto_without_llm_is_rules_and_explicit_openai_without_llm_is_an_error()
 
 
 def test_batch_runs_concurrently_and_keeps_order(server) -> None:
-    server.default = lambda req: Reply.slow(
-        0.3, Reply.spec(**{**GOOD, "idea_en": req["messages"][-1]["content"], "positive": req["messages"][-1]["content"].removeprefix("Idea: ")})
-    )
+    # Each reply waits until all six requests are in flight at once: sequential requests would break the
+    # barrier (a 500, so the rules engine), concurrent ones all get the LLM's answer.
+    all_in_flight = threading.Barrier(6, timeout=30)
+
+    def together(req):
+        idea = req["messages"][-1]["content"].removeprefix("Idea: ")
+        try:
+            all_in_flight.wait()
+        except threading.BrokenBarrierError:
+            return Reply.error(500, "requests were not concurrent")
+        return Reply.spec(**{**GOOD, "idea_en": idea, "positive": f"{idea}, from the llm"})
+
+    server.default = together
     ideas = [f"idea number {i}" for i in range(6)]
-    started = time.monotonic()
-    specs = chain_for(server).batch(ideas, max_concurrency=6)
-    assert [s.positive for s in specs] == ideas
-    assert time.monotonic() - started < 6 * 0.3  # concurrent, not sequential
+    specs = chain_for(server, timeout=60).batch(ideas, max_concurrency=6)
+    assert [s.engine for s in specs] == ["openai"] * 6, [s.warnings for s in specs]
+    assert [s.positive for s in specs] == [f"{idea}, from the llm" for idea in ideas]  # in the order given
 
 
 def test_templates_input_variables_are_pinned() -> None:
