@@ -198,7 +198,7 @@ def _load_entry(tool: DiffusionTool) -> _Loaded:
         pipe = _load_pipeline(tool, device, dtype)
         pipe.set_progress_bar_config(disable=True)
         if tool.loras:
-            _load_loras(pipe, tool.loras)
+            _load_loras(pipe, tool.loras, tool.allow_pickle)
         if tool.cpu_offload:
             pipe.enable_model_cpu_offload(device=device)
         elif device != "cpu":

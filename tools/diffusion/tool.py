@@ -28,7 +28,7 @@ from typing import Any
 from ideaforge.errors import Cancelled, GenerationError, InputError
 from ideaforge.tools.diffusion.images import _all_black, _open_init_image
 from ideaforge.tools.diffusion.loading import _load_entry, _Loaded
-from ideaforge.tools.diffusion.loras import LoraSpec, parse_lora
+from ideaforge.tools.diffusion.loras import LoraSpec, _check_lora, parse_lora
 from ideaforge.tools.diffusion.params import MAX_SEED, GenerationParams, ImageRequest
 from ideaforge.tools.diffusion.previews import _previews
 from ideaforge.tools.diffusion.prompt_warnings import _prompt_warnings
@@ -62,7 +62,8 @@ class DiffusionTool:
         dtype: "float16", "bfloat16" or "float32"; default float16 on GPUs, float32 on CPU.
         loras: LoRAs to load, as `LoraSpec`s or "ID_OR_PATH[:SCALE]" strings.
         safety_checker: keep the model's safety checker as it ships (False removes it explicitly).
-        allow_pickle: allow pickle (.ckpt/.bin) weights, which can run code when loaded.
+        allow_pickle: allow pickle (.ckpt/.pt/.bin) weights, for the model and its LoRAs; they can run code when
+            loaded.
         cpu_offload, attention_slicing, vae_tiling: memory savers for small GPUs and large sizes.
         preview_vae: an AutoencoderTiny (TAESD) id or folder for nicer live previews.
         config: for single-file checkpoints, a diffusers folder (or Hub id) of the same architecture whose
@@ -112,6 +113,8 @@ class DiffusionTool:
         )
         self.max_batch = max_batch
         self._source = _classify(model, allow_pickle)
+        for spec in self.loras:  # LoRAs are weights too: the same checks, pickle included, before anything loads
+            _check_lora(spec, allow_pickle)
         self._entry: _Loaded | None = None
 
     def __repr__(self) -> str:
