@@ -31,7 +31,7 @@ class IdeaForge:
     and `ideaforge.tools.critic.CLIPCritic`, loaded on first use and cached.
 
     Example:
-        >>> from agent import IdeaForge
+        >>> from ideaforge import IdeaForge
         >>> forge = IdeaForge(model="path/to/sd-folder", steps=2, size="64x64")  # doctest: +SKIP
         >>> result = forge.run("a red kitten in a basket", seed=7)  # doctest: +SKIP
         >>> result.best.score, result.best_image_path  # doctest: +SKIP

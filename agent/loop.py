@@ -32,6 +32,18 @@ class LoopOptions:
 
 
 def critic_loop(first: PromptSpec, *, produce: Produce, revise: Revise, options: LoopOptions) -> RunResult:
+    """Run rounds of `produce` (one attempt per candidate) and `revise` until a stop condition; keep the best.
+
+    Example:
+        >>> spec = PromptSpec(idea="a red circle", idea_en="a red circle", positive="a red circle", negative="",
+        ...                   elements=["red circle"], language="en", engine="rules")
+        >>> scores = iter([12.0, 31.0])
+        >>> produce = lambda rnd, cand, s, seed: Attempt(round=rnd, candidate=cand, spec=s, seed=seed, score=next(scores))
+        >>> result = critic_loop(spec, produce=produce, revise=lambda best, attempts, k: [best.spec] * k,
+        ...                      options=LoopOptions(threshold=30, seed=7))
+        >>> [a.score for a in result.attempts], result.best.round, result.passed, result.stopped
+        ([12.0, 31.0], 2, True, 'threshold 30 met in round 2')
+    """
     result = RunResult(idea=first.idea, threshold=options.threshold)
     rng = random.Random(options.seed)
     seed = options.seed if options.seed is not None else rng.randrange(2**32)

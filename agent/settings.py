@@ -94,6 +94,14 @@ def load_settings(**overrides: object) -> Settings:
 
     Raises `InputError` naming the field and value when something does not validate, and for a name that is
     not a setting (a misspelt `stepz=2` must not be silently ignored).
+
+    Example:
+        >>> load_settings(steps=4, size="768x512").size
+        '768x512'
+        >>> load_settings(stepz=2)
+        Traceback (most recent call last):
+        ...
+        ideaforge.errors.InputError: unknown setting(s) 'stepz'; see help(ideaforge.Settings)
     """
     from pydantic import ValidationError
 

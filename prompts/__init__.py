@@ -27,7 +27,12 @@ def read_jsonl(name: str) -> list[dict[str, Any]]:
 
 @lru_cache(maxsize=1)
 def styles() -> dict[str, dict[str, str]]:
-    """Style presets by name: {"prompt": "... {prompt} ...", "negative": "...", "description": "..."}."""
+    """Style presets by name: {"prompt": "... {prompt} ...", "negative": "...", "description": "..."}.
+
+    Example:
+        >>> styles()["watercolor"]["prompt"].format(prompt="a red kitten")
+        'watercolor painting of a red kitten...'
+    """
     return {s["name"]: s for s in read_json("styles.json")}
 
 

@@ -9,7 +9,7 @@ custom events named "ideaforge" (see `astream_events`), with JSON-ready data.
 
 Example:
     >>> from langchain_core.runnables import RunnableLambda
-    >>> from agent import IdeaForge
+    >>> from ideaforge import IdeaForge
     >>> forge = IdeaForge(model="path/to/sd", steps=2, size="64x64")  # doctest: +SKIP
     >>> pipeline = as_runnable(forge) | RunnableLambda(lambda result: result.best_image_path)  # doctest: +SKIP
     >>> pipeline.invoke({"idea": "a red kitten in a basket", "seed": 7})  # doctest: +SKIP
