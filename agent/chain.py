@@ -9,12 +9,25 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ideaforge import prompts
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
-from ideaforge.agent.llm import CircuitBreaker, call_scope, chat_model, is_server_failure, reason
+from ideaforge.agent.llm import (
+    COMPACT_BELOW,
+    CircuitBreaker,
+    call_scope,
+    chat_model,
+    context_size,
+    is_context_error,
+    is_server_failure,
+    is_unsupported_request,
+    known_method,
+    reason,
+    remember_method,
+)
 from ideaforge.agent.models import LLMSpec, PromptSpec
 from ideaforge.agent.rules import _vocab, get_style, rules_spec
 from ideaforge.agent.settings import Settings
@@ -46,13 +59,20 @@ def _style_hint(style: dict[str, str] | None) -> str:
     )
 
 
-def idea_prompt() -> Any:
-    """The `ChatPromptTemplate` for a new idea. Input variables: `idea`, `style_hint`."""
+def _system(compact: bool) -> str:
+    return prompts.read_text("system_compact.md" if compact else "system.md")
+
+
+def idea_prompt(compact: bool = False) -> Any:
+    """The `ChatPromptTemplate` for a new idea. Input variables: `idea`, `style_hint`.
+
+    `compact` drops the few-shot examples and shortens the rules, for servers with small context windows.
+    """
     from langchain_core.messages import AIMessage, HumanMessage
     from langchain_core.prompts import ChatPromptTemplate
 
-    messages: list[Any] = [("system", prompts.read_text("system.md"))]
-    for ex in prompts.examples():
+    messages: list[Any] = [("system", _system(compact))]
+    for ex in [] if compact else prompts.examples():
         # Examples are messages, not templates: their JSON braces must not be read as variables.
         messages.append(HumanMessage(prompts.read_text("idea.md").format(idea=ex["idea"]).strip()))
         messages.append(AIMessage(json.dumps(ex["spec"], ensure_ascii=False)))
@@ -60,25 +80,29 @@ def idea_prompt() -> Any:
     return ChatPromptTemplate.from_messages(messages)
 
 
-def revise_prompt() -> Any:
+def revise_prompt(compact: bool = False) -> Any:
     """Template for a critic-driven revision. Input variables: `style_hint`, `idea_en`, `history`, `critique`."""
     from langchain_core.prompts import ChatPromptTemplate
 
-    return ChatPromptTemplate.from_messages(
-        [("system", prompts.read_text("system.md")), ("human", prompts.read_text("revise.md"))]
-    )
+    return ChatPromptTemplate.from_messages([("system", _system(compact)), ("human", prompts.read_text("revise.md"))])
 
 
-def refine_prompt() -> Any:
+def refine_prompt(compact: bool = False) -> Any:
     """Template for a conversational refinement ("make it night").
 
     Input variables: `style_hint`, `positive`, `negative`, `elements`, `request`.
     """
     from langchain_core.prompts import ChatPromptTemplate
 
-    return ChatPromptTemplate.from_messages(
-        [("system", prompts.read_text("system.md")), ("human", prompts.read_text("refine.md"))]
-    )
+    return ChatPromptTemplate.from_messages([("system", _system(compact)), ("human", prompts.read_text("refine.md"))])
+
+
+class _Unsupported(Exception):
+    """The server refused this structured-output method's request; another method may work."""
+
+
+class _ContextFull(Exception):
+    """The prompt did not fit the server's context window."""
 
 
 @dataclass
@@ -108,6 +132,7 @@ class PromptChain:
         self._lock = threading.Lock()
         # After a server failure the rest of a run (or batch) goes straight to the fallback for a while.
         self.breaker = CircuitBreaker(cooldown=settings.llm_cooldown)
+        self.method: str | None = None  # the structured-output method the last good reply came by
 
     # -- plumbing -----------------------------------------------------------------------------------------
     @property
@@ -130,10 +155,25 @@ class PromptChain:
                 self._llm = chat_model(self.settings)
             return self._llm
 
-    def _structured(self) -> Any:
+    def _structured(self, method: str) -> Any:
         # include_raw=False keeps the request in the caller's thread (include_raw runs it in a thread pool that
         # Ctrl-C cannot interrupt); the raw reply, for the repair round, comes from a callback instead.
-        return self.llm.with_structured_output(LLMSpec, method=self.settings.llm_method)
+        return self.llm.with_structured_output(LLMSpec, method=method)
+
+    def _methods(self) -> list[str]:
+        """Structured-output methods to try, best first. `auto`: what worked with this server before, else
+        json_schema then json_mode (function calling only when asked for: llama.cpp ignores tool_choice)."""
+        s = self.settings
+        if s.llm_method != "auto":
+            return [s.llm_method]
+        known = known_method(s.llm_base_url, s.llm_model)
+        return [known] if known else ["json_schema", "json_mode"]
+
+    def _compact(self) -> bool:
+        """Whether to send the compact prompt: the server says its context window is small."""
+        s = self.settings
+        size = context_size(s.llm_base_url, s.llm_model)
+        return size is not None and size < COMPACT_BELOW
 
     def _check(self, spec: LLMSpec) -> str | None:
         """What is wrong with a parsed reply, or None. The checks the schema cannot express."""
@@ -144,25 +184,51 @@ class PromptChain:
             return "`positive` is far over the 77-token limit; keep it under 60 words"
         return None
 
-    def _ask(self, prompt: Any, inputs: dict[str, Any]) -> LLMSpec:
-        """One structured request with one repair round. Raises LLMError when no usable reply came back."""
+    def _ask(self, prompt: Callable[[bool], Any], inputs: dict[str, Any], *, check: Any = None) -> LLMSpec:
+        """A structured request with one repair round, within the idea's budget. The next structured-output
+        method is tried only when the server refuses the request's form (a 400), not for a bad reply.
+
+        `check(spec)` may name a problem the schema cannot (e.g. a revision identical to the prompt it revises);
+        it gets the repair round too. Raises `LLMError` when no usable reply came back.
+        """
+        compact = self._compact()
+        with call_scope(self.settings.llm_budget):
+            try:
+                return self._ask_methods(prompt(compact), inputs, check)
+            except _ContextFull:
+                if compact:
+                    raise LLMError("the prompt does not fit the server's context window, even the compact one") from None
+            try:  # the server's context window is smaller than it said (or did not say): the compact prompt
+                return self._ask_methods(prompt(True), inputs, check)
+            except _ContextFull:
+                raise LLMError("the prompt does not fit the server's context window, even the compact one") from None
+
+    def _ask_methods(self, template: Any, inputs: dict[str, Any], check: Any) -> LLMSpec:
         from langchain_core.messages import HumanMessage
 
-        messages = prompt.format_messages(**inputs)
-        reply = self._invoke(messages)
-        if reply.spec is not None:
+        messages = template.format_messages(**inputs)
+        problems = []
+        for method in self._methods():
+            try:
+                reply = self._invoke(messages, method, check)
+                if reply.spec is None:
+                    repair = HumanMessage(
+                        "Your previous reply could not be used: "
+                        f"{reply.error}\nYour reply was:\n{reply.raw_text[:1500]}\n"
+                        "Answer again with only the structured result, following the schema exactly."
+                    )
+                    reply = self._invoke([*messages, repair], method, check)
+            except _Unsupported as exc:
+                problems.append(f"{method}: {exc}")
+                continue
+            if reply.spec is None:
+                raise LLMError(f"the LLM's reply did not validate twice: {reply.error}")
+            remember_method(self.settings.llm_base_url, self.settings.llm_model, method)
+            self.method = method
             return reply.spec
-        repair = HumanMessage(
-            "Your previous reply could not be used: "
-            f"{reply.error}\nYour reply was:\n{reply.raw_text[:2000]}\n"
-            "Answer again with only the structured result, following the schema exactly."
-        )
-        second = self._invoke([*messages, repair])
-        if second.spec is not None:
-            return second.spec
-        raise LLMError(f"the LLM's reply did not validate twice: {second.error}")
+        raise LLMError(f"the server accepted none of the structured-output methods ({'; '.join(problems)})")
 
-    def _invoke(self, messages: list[Any]) -> _Reply:
+    def _invoke(self, messages: list[Any], method: str, check: Any = None) -> _Reply:
         """One request (with the client's retries, in one time budget).
 
         A reply that does not parse becomes a `_Reply` carrying the error and the raw text, for the repair round.
@@ -177,7 +243,7 @@ class PromptChain:
         s = self.settings
         try:
             with call_scope(s.llm_timeout * (s.llm_max_retries + 1)):
-                parsed = self._structured().invoke(messages, config={"callbacks": [capture.handler]})
+                parsed = self._structured(method).invoke(messages, config={"callbacks": [capture.handler]})
         except (ValidationError, OutputParserException, json.JSONDecodeError, openai.LengthFinishReasonError) as exc:
             # The openai client's own parser (json_schema) raises instead of returning a parsing error.
             raw = capture.text or getattr(exc, "llm_output", None) or _input_of(exc)
@@ -187,19 +253,31 @@ class PromptChain:
         except LLMError:
             raise
         except Exception as exc:
+            if is_context_error(exc):
+                raise _ContextFull(str(exc)) from exc
+            if is_unsupported_request(exc):
+                raise _Unsupported(_short(reason(exc), 200)) from exc
             why = _redact(reason(exc), self.settings)
             if is_server_failure(exc):
                 self.breaker.trip(why)
             raise LLMError(why) from exc
         self.breaker.reset()
-        return self._parse(parsed, capture.text)
+        return self._parse(parsed, capture.text, check)
 
-    def _parse(self, parsed: Any, raw_text: str) -> _Reply:
+    def _parse(self, parsed: Any, raw_text: str, check: Any = None) -> _Reply:
+        from pydantic import ValidationError
+
+        if parsed is None and raw_text.strip():
+            # Function calling on servers that ignore `tool_choice` (llama.cpp): the JSON comes as content.
+            try:
+                parsed = LLMSpec.model_validate_json(_json_object(raw_text))
+            except (ValidationError, ValueError):
+                parsed = None
         if parsed is None:
             text = "the reply was empty" if not raw_text.strip() else "the reply held no structured result"
             return _Reply(None, text, raw_text)
         spec = parsed if isinstance(parsed, LLMSpec) else LLMSpec.model_validate(parsed)
-        problem = self._check(spec)
+        problem = self._check(spec) or (check(spec) if check is not None else None)
         return _Reply(None if problem else spec, problem, raw_text)
 
     # -- finishing, the one validation layer for every engine ---------------------------------------------
@@ -220,8 +298,13 @@ class PromptChain:
         kept, dropped = remove_contradictions(list(dict.fromkeys(neg_terms)), llm_spec.idea_en, stop)
         if dropped:
             warnings.append(f"removed negative terms that name part of the idea: {', '.join(dropped)}")
+        if not kept and engine == "openai":
+            # A prompt pair without a negative loses what the model should avoid: the rules engine's defects.
+            kept, _ = remove_contradictions(split_terms(rules_spec(llm_spec.idea_en, tokenizer=self.tokenizer).negative),
+                                            llm_spec.idea_en, stop)
+            warnings.append("the LLM gave no negative prompt; used the rules engine's")
         negative, w2 = fit_terms(kept, self.tokenizer, protected=0)
-        language = llm_spec.language or detect_language(idea)
+        language = _language(idea, llm_spec.language)
         return PromptSpec(
             idea=idea,
             idea_en=llm_spec.idea_en,
@@ -234,13 +317,21 @@ class PromptChain:
             warnings=[*warnings, *w1, *w2],
             positive_tokens=count(positive, self.tokenizer),
             negative_tokens=count(negative, self.tokenizer),
+            llm_method=self.method if engine == "openai" else None,
         )
 
     def _fallback(self, idea: str, style: dict[str, str] | None, exc: Exception) -> PromptSpec:
         spec = rules_spec(idea, style=style["name"] if style else None, tokenizer=self.tokenizer)
-        reason = _redact(describe(exc), self.settings)
-        spec.warnings.insert(0, f"the openai engine failed ({reason}); used the rules engine instead")
+        why = _redact(describe(exc), self.settings)
+        spec.warnings.insert(0, f"the openai engine failed ({why}); used the rules engine instead")
+        spec.fallback = why
         return spec
+
+    def _require_llm(self, exc: Exception) -> None:
+        """With `require_llm`, an LLM failure is an error rather than a quiet switch to the rules engine."""
+        if self.settings.require_llm:
+            why = _redact(describe(exc), self.settings)
+            raise LLMError(f"the LLM failed ({why}) and require_llm is set, so the rules engine did not answer") from None
 
     # -- the three things the chain does ------------------------------------------------------------------
     def optimize(self, idea: str, *, style: str | None = None) -> PromptSpec:
@@ -250,8 +341,9 @@ class PromptChain:
         if self.engine == "rules":
             return rules_spec(idea, style=preset["name"] if preset else None, tokenizer=self.tokenizer)
         try:
-            reply = self._ask(idea_prompt(), {"idea": idea, "style_hint": _style_hint(preset)})
+            reply = self._ask(idea_prompt, {"idea": idea, "style_hint": _style_hint(preset)})
         except Exception as exc:  # any LLM fault: HTTP error, timeout, unusable reply
+            self._require_llm(exc)
             return self._fallback(idea, preset, exc)
         return self.finalize(reply, idea, preset, "openai", [])
 
@@ -269,7 +361,12 @@ class PromptChain:
         """A new spec from the critic's verdict on earlier attempts (LLM engines only; see ideaforge.agent.loop)."""
         preset = get_style(spec.style)
         inputs = {"style_hint": _style_hint(preset), "idea_en": spec.idea_en, "history": history, "critique": critique}
-        reply = self._ask(revise_prompt(), inputs)
+        def changed(new: LLMSpec) -> str | None:
+            if _same_prompt(new.positive, spec.positive):
+                return "the revision is the previous prompt unchanged; rewrite it as the critique asks"
+            return None
+
+        reply = self._ask(revise_prompt, inputs, check=changed)
         return self.finalize(reply, spec.idea, preset, "openai", [])
 
     def refine(self, spec: PromptSpec, request: str) -> PromptSpec:
@@ -286,8 +383,9 @@ class PromptChain:
             "request": request,
         }
         try:
-            reply = self._ask(refine_prompt(), inputs)
+            reply = self._ask(refine_prompt, inputs)
         except Exception as exc:
+            self._require_llm(exc)
             out = refine_rules(spec, request, self.tokenizer)
             why = _redact(describe(exc), self.settings)
             out.warnings.insert(0, f"the openai engine failed ({why}); refined with the rules engine")
@@ -322,6 +420,30 @@ class _RawReply:
                 outer.text = json.dumps(calls[0].get("args", {}), ensure_ascii=False) if calls else content
 
         self.handler = Handler()
+
+
+def _same_prompt(a: str, b: str) -> bool:
+    """The same prompt, case, spacing and punctuation between terms aside."""
+    return [t.lower() for t in split_terms(" ".join(a.split()))] == [t.lower() for t in split_terms(" ".join(b.split()))]
+
+
+_SCRIPT_LANGUAGES = {"zh", "ja", "ko", "ru", "ar", "he", "el", "th", "hi"}
+
+
+def _language(idea: str, claimed: str) -> str:
+    """The idea's language: its script decides where it can (an LLM's guess often does not), else the LLM's."""
+    seen = detect_language(idea)
+    if seen in _SCRIPT_LANGUAGES or (claimed or "en") in _SCRIPT_LANGUAGES:
+        return seen
+    return claimed or seen
+
+
+def _json_object(text: str) -> str:
+    """The outermost `{...}` in a reply (models wrap JSON in prose or code fences); ValueError if none."""
+    start, end = text.find("{"), text.rfind("}")
+    if start < 0 or end <= start:
+        raise ValueError("no JSON object in the reply")
+    return text[start : end + 1]
 
 
 def _input_of(exc: Exception) -> str:

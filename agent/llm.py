@@ -54,8 +54,15 @@ _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("ideaforge_
 
 @contextlib.contextmanager
 def call_scope(seconds: float) -> Iterator[None]:
-    """Every request made inside (the openai client's retries included) shares one budget of `seconds`."""
-    token = _CALL.set(_Call(time.monotonic() + seconds, seconds))
+    """Every request made inside (the openai client's retries included) shares one budget of `seconds`.
+
+    Scopes nest: an inner scope never extends an outer one (an idea's budget bounds each of its calls).
+    """
+    outer = _CALL.get()
+    deadline = time.monotonic() + seconds
+    if outer is not None and outer.deadline < deadline:
+        deadline, seconds = outer.deadline, outer.seconds
+    token = _CALL.set(_Call(deadline, seconds))
     try:
         yield
     finally:
@@ -192,12 +199,19 @@ class CircuitBreaker:
 
 
 def chat_model(settings: Any) -> Any:
-    """`ChatOpenAI` for the configured server, over a bounded HTTP client."""
+    """`ChatOpenAI` for the configured server, over a bounded HTTP client, with a bounded reply length.
+
+    `max_tokens` matters most on small local models: inside a grammar-constrained string they can repeat a word
+    until the client gives up; capped, the reply ends with `finish_reason: length` and gets a repair round.
+    """
     from langchain_openai import ChatOpenAI
     from pydantic import SecretStr
 
     # Local OpenAI-compatible servers accept any key; the client insists on one.
     key = settings.openai_api_key or SecretStr("not-needed")
+    extra: dict[str, Any] = {}
+    if settings.llm_repeat_penalty is not None:
+        extra["extra_body"] = {"repeat_penalty": settings.llm_repeat_penalty}
     return ChatOpenAI(
         model=settings.llm_model,
         base_url=settings.llm_base_url,
@@ -205,5 +219,86 @@ def chat_model(settings: Any) -> Any:
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         temperature=settings.llm_temperature,
+        max_tokens=settings.llm_max_tokens,
         http_client=bounded_http_client(settings.llm_timeout),
+        **extra,
     )
+
+
+# -- what each server can do, found out once per process --------------------------------------------------------
+_lock = threading.Lock()
+_methods: dict[tuple[str | None, str], str] = {}
+_contexts: dict[tuple[str | None, str], int | None] = {}
+COMPACT_BELOW = 3072  # context windows smaller than this get the compact prompt (no few-shot examples)
+
+
+def known_method(base_url: str | None, model: str) -> str | None:
+    """The structured-output method that last worked with this server and model, if any."""
+    with _lock:
+        return _methods.get((base_url, model))
+
+
+def remember_method(base_url: str | None, model: str, method: str) -> None:
+    with _lock:
+        _methods[(base_url, model)] = method
+
+
+def is_unsupported_request(exc: BaseException) -> bool:
+    """The server refused the request's form (e.g. `response_format` with a JSON schema): try another method."""
+    import openai
+
+    return isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError) and not is_context_error(exc)
+
+
+def is_context_error(exc: BaseException) -> bool:
+    """The prompt did not fit the server's context window (llama.cpp, vLLM, Ollama and OpenAI word it alike)."""
+    import openai
+
+    if not isinstance(exc, openai.BadRequestError):
+        return False
+    text = str(exc).lower()
+    return "context" in text and any(w in text for w in ("exceed", "too long", "length", "n_ctx", "maximum"))
+
+
+def context_size(base_url: str | None, model: str, timeout: float = 3.0) -> int | None:
+    """The server's context window in tokens where it tells: llama.cpp's `/props`, Ollama's `/api/show`.
+
+    Asked once per server and model; None when the server does not say (OpenAI, vLLM) or cannot be reached.
+    """
+    if base_url is None:
+        return None
+    key = (base_url, model)
+    with _lock:
+        if key in _contexts:
+            return _contexts[key]
+    found = _ask_context_size(base_url.rstrip("/"), model, timeout)
+    with _lock:
+        _contexts[key] = found
+    return found
+
+
+def _ask_context_size(url: str, model: str, timeout: float) -> int | None:
+    httpx = _httpx()
+    root = url[: -len("/v1")] if url.endswith("/v1") else url
+    try:
+        with httpx.Client(timeout=timeout, transport=httpx.HTTPTransport()) as client:
+            props = client.get(f"{root}/props")
+            if props.status_code == 200:
+                settings = props.json().get("default_generation_settings") or {}
+                n_ctx = settings.get("n_ctx") or props.json().get("n_ctx")
+                if isinstance(n_ctx, int) and n_ctx > 0:
+                    return n_ctx
+            show = client.post(f"{root}/api/show", json={"model": model})
+            if show.status_code == 200:
+                data = show.json()
+                for key, value in (data.get("model_info") or {}).items():
+                    if key.endswith(".context_length") and isinstance(value, int):
+                        parameters = str(data.get("parameters") or "")
+                        for line in parameters.splitlines():  # a Modelfile's num_ctx is what the server uses
+                            parts = line.split()
+                            if len(parts) == 2 and parts[0] == "num_ctx" and parts[1].isdigit():
+                                return int(parts[1])
+                        return value
+    except Exception:  # noqa: BLE001 - the size is a hint; without it the context-size error tells us
+        return None
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,25 +29,28 @@ class LLMSpec(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     idea_en: str = Field(
+        max_length=600,
         description="The idea itself, faithfully translated to English if it is in another language "
         "(unchanged if it is already English). No additions."
     )
     positive: str = Field(
+        max_length=600,
         description="The Stable Diffusion positive prompt, in English: comma-separated terms, the main subject "
         "with the idea's own details first, then medium or style, lighting, composition and quality terms. "
         "At most about 60 words (it must fit in 77 CLIP tokens)."
     )
     negative: str = Field(
+        max_length=400,
         description="The negative prompt, in English: comma-separated things to avoid (artifacts, defects, "
         "unwanted content). Never mention anything the idea asks for."
     )
-    elements: list[str] = Field(
+    elements: list[Annotated[str, Field(max_length=80)]] = Field(
         description="The idea's key visual elements in English, most important first: short noun phrases "
         "with their attributes, e.g. ['red kitten', 'wicker basket'].",
         min_length=1,
         max_length=8,
     )
-    language: str = Field(description="ISO 639-1 code of the language the idea was written in, e.g. 'en', 'zh'.")
+    language: str = Field(json_schema_extra={"maxLength": 16}, description="ISO 639-1 code of the language the idea was written in, e.g. 'en', 'zh'.")
 
     @field_validator("idea_en", "positive", "negative", "elements", "language", mode="before")
     @classmethod
@@ -69,7 +72,10 @@ class LLMSpec(BaseModel):
     @field_validator("elements")
     @classmethod
     def _elements(cls, v: list[str]) -> list[str]:
-        out = [e.strip() for e in v if e and e.strip()]
+        out: list[str] = []
+        for element in (e.strip() for e in v if e and e.strip()):
+            if element.lower() not in {o.lower() for o in out}:  # small models repeat themselves
+                out.append(element)
         if not out:
             raise ValueError("at least one non-empty element is required")
         return out
@@ -89,6 +95,10 @@ class PromptSpec(LLMSpec):
     warnings: list[str] = Field(default_factory=list, description="What the engine could not do, and why.")
     positive_tokens: int = Field(default=0, description="CLIP tokens in the positive prompt, BOS/EOS included.")
     negative_tokens: int = Field(default=0, description="CLIP tokens in the negative prompt, BOS/EOS included.")
+    llm_method: str | None = Field(default=None, description="The structured-output method the LLM answered by.")
+    fallback: str | None = Field(
+        default=None, description="Why the LLM did not answer, when the rules engine stood in for it."
+    )
 
 
 class Scores(BaseModel):

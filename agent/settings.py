@@ -26,7 +26,7 @@ from ideaforge.tools.sanitize import register_secret
 __all__ = ["Settings", "load_settings", "parse_size"]
 
 Engine = Literal["auto", "openai", "rules"]
-StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
+StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_mode"]
 
 
 class Settings(BaseSettings):
@@ -56,7 +56,17 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(
         None, validation_alias=AliasChoices("IDEAFORGE_OPENAI_API_KEY", "OPENAI_API_KEY", "openai_api_key")
     )
-    llm_method: StructuredMethod = "json_schema"
+    llm_method: StructuredMethod = Field(
+        "auto", description="auto: found out once per server (json_schema, else json_mode); or one of the three"
+    )
+    llm_max_tokens: int = Field(400, ge=32, le=8192, description="Most tokens one LLM reply may have")
+    llm_repeat_penalty: float | None = Field(
+        None, ge=1, le=2, description="Repetition penalty for servers that take one (llama.cpp), e.g. 1.1"
+    )
+    llm_budget: float = Field(
+        120.0, gt=0, allow_inf_nan=False, description="Seconds the LLM may take for one idea, retries included"
+    )
+    require_llm: bool = Field(False, description="Fail instead of falling back to the rules engine")
     llm_timeout: float = Field(60.0, gt=0, allow_inf_nan=False, description="Seconds one LLM request may take in all")
     llm_max_retries: int = Field(2, ge=0, le=10)
     llm_temperature: float = Field(0.4, ge=0, le=2)

@@ -94,9 +94,15 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self) -> None:
+                if not self.path.rstrip("/").endswith("/models"):
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
                 self._send(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
             def do_POST(self) -> None:
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 request = json.loads(self.rfile.read(length) or b"{}")
                 outer.requests.append(request)

@@ -50,3 +50,12 @@ def emit_json(obj: Any) -> None:
     data = safe_data(json.loads(json.dumps(obj, default=str)))
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
     sys.stdout.flush()
+
+
+def warn_fallback(spec: Any) -> None:
+    """One line on stderr when the LLM failed and the rules engine wrote the prompt instead."""
+    if getattr(spec, "fallback", None):
+        from ideaforge.tools.sanitize import safe
+
+        reason = " ".join(safe(spec.fallback).split())
+        print(f"ideaforge: warning: the LLM failed ({reason}); the rules engine wrote this prompt", file=sys.stderr)

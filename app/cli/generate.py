@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from ideaforge.app.cli import options
-from ideaforge.app.cli.common import emit_json, fail, friendly
+from ideaforge.app.cli.common import emit_json, fail, friendly, warn_fallback
 
 
 @friendly
@@ -22,6 +22,9 @@ def prompt(
     llm_base_url: str | None = options.LlmBaseUrl,
     llm_model: str | None = options.LlmModel,
     llm_method: str | None = options.LlmMethod,
+    llm_timeout: float | None = options.LlmTimeout,
+    llm_max_retries: int | None = options.LlmMaxRetries,
+    require_llm: bool | None = options.RequireLlm,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Turn an idea into an optimized positive and negative prompt (no image)."""
@@ -29,9 +32,11 @@ def prompt(
     from ideaforge.agent.settings import load_settings
 
     settings = load_settings(
-        engine=engine, style=style, llm_base_url=llm_base_url, llm_model=llm_model, llm_method=llm_method
+        engine=engine, style=style, llm_base_url=llm_base_url, llm_model=llm_model, llm_method=llm_method,
+        llm_timeout=llm_timeout, llm_max_retries=llm_max_retries, require_llm=require_llm,
     )
     spec = PromptChain(settings).optimize(idea)
+    warn_fallback(spec)
     if as_json:
         emit_json(spec.model_dump())
         return
@@ -63,6 +68,9 @@ def generate(
     llm_base_url: str | None = options.LlmBaseUrl,
     llm_model: str | None = options.LlmModel,
     llm_method: str | None = options.LlmMethod,
+    llm_timeout: float | None = options.LlmTimeout,
+    llm_max_retries: int | None = options.LlmMaxRetries,
+    require_llm: bool | None = options.RequireLlm,
     steps: int | None = options.Steps,
     guidance: float | None = options.Guidance,
     size: str | None = options.Size,
@@ -101,7 +109,8 @@ def generate(
         raise InputError("no idea given; pass an IDEA or --from IMAGE.png")
     forge = IdeaForge(
         model=model, clip_model=clip_model, engine=engine, style=style, llm_base_url=llm_base_url,
-        llm_model=llm_model, llm_method=llm_method, steps=steps, guidance=guidance, size=size, n=n,
+        llm_model=llm_model, llm_method=llm_method, llm_timeout=llm_timeout, llm_max_retries=llm_max_retries,
+        require_llm=require_llm, steps=steps, guidance=guidance, size=size, n=n,
         scheduler=scheduler, out=out, critique=critique, threshold=threshold, max_attempts=max_attempts,
         candidates=candidates, keep_seed=keep_seed, device=device, dtype=dtype, allow_pickle=allow_pickle,
         safety_checker=False if no_safety_checker else None, loras=lora,
@@ -126,6 +135,7 @@ def generate(
                 result = forge.reproduce(from_image, on_event=progress.on_event, **given)
             else:
                 spec = forge.optimize(idea)
+                warn_fallback(spec)
                 progress.spec(spec)  # the prompt stage prints its result before any model loads
                 result = forge.run(idea, spec=spec, on_event=progress.on_event, **run_overrides)
     except KeyboardInterrupt:

@@ -8,7 +8,12 @@ Engine = typer.Option(None, "--engine", help="Prompt engine: auto, openai or rul
 Style = typer.Option(None, "--style", help="Style preset (see `ideaforge styles`).")
 LlmBaseUrl = typer.Option(None, "--llm-base-url", help="OpenAI-compatible server URL (Ollama, vLLM, LM Studio...).")
 LlmModel = typer.Option(None, "--llm-model", help="LLM model name.")
-LlmMethod = typer.Option(None, "--llm-method", help="Structured output: json_schema, function_calling, json_mode.")
+LlmMethod = typer.Option(
+    None, "--llm-method", help="Structured output: auto (default), json_schema, function_calling or json_mode."
+)
+LlmTimeout = typer.Option(None, "--llm-timeout", help="Seconds one LLM request may take in all (default 60).")
+LlmMaxRetries = typer.Option(None, "--llm-max-retries", help="Retries of a failed LLM request (default 2).")
+RequireLlm = typer.Option(None, "--require-llm", help="Fail (exit 1) instead of falling back to the rules engine.")
 Model = typer.Option(None, "--model", help="Hub id, diffusers folder or .safetensors file.")
 ClipModel = typer.Option(None, "--clip-model", help="CLIP critic: Hub id or folder.")
 Steps = typer.Option(None, "--steps", help="Denoising steps (default: the model's profile).")
