@@ -67,9 +67,25 @@ GOOD = dict(
 
 
 class FakeOpenAI:
-    """Context manager: `with FakeOpenAI() as server: ... server.url ... server.requests`."""
+    """Context manager: `with FakeOpenAI() as server: ... server.url ... server.requests`.
 
-    def __init__(self, default: Callable[[dict[str, Any]], Reply] | None = None) -> None:
+    `llama_cpp=True` behaves like llama.cpp's `llama-server`: it ignores an object `tool_choice` and answers a
+    function-calling request with the JSON in `message.content`, serves `/props` with its context size `n_ctx`,
+    answers a prompt longer than `n_ctx` (counted as characters / 4) with its context-size 400, and a reply longer
+    than the request's `max_tokens` (characters / 4) is cut there with `finish_reason: length`.
+    """
+
+    def __init__(
+        self,
+        default: Callable[[dict[str, Any]], Reply] | None = None,
+        *,
+        llama_cpp: bool = False,
+        n_ctx: int = 4096,
+        report_n_ctx: bool = True,
+    ) -> None:
+        self.llama_cpp = llama_cpp
+        self.n_ctx = n_ctx
+        self.report_n_ctx = report_n_ctx  # False: /props says nothing about the context (older servers, proxies)
         self.queue: deque[Reply] = deque()
         self.requests: list[dict[str, Any]] = []
         self.default = default or (lambda req: Reply.spec(**GOOD))
@@ -94,6 +110,9 @@ class FakeOpenAI:
                 pass
 
             def do_GET(self) -> None:
+                if outer.llama_cpp and outer.report_n_ctx and self.path.rstrip("/") == "/props":
+                    self._send(200, {"default_generation_settings": {"n_ctx": outer.n_ctx}, "total_slots": 1})
+                    return
                 if not self.path.rstrip("/").endswith("/models"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
@@ -106,6 +125,15 @@ class FakeOpenAI:
                 length = int(self.headers.get("Content-Length") or 0)
                 request = json.loads(self.rfile.read(length) or b"{}")
                 outer.requests.append(request)
+                if outer.llama_cpp:
+                    prompt_tokens = len(json.dumps(request.get("messages", []), ensure_ascii=False)) // 4
+                    if prompt_tokens > outer.n_ctx:
+                        message = (f"the request exceeds the available context size ({prompt_tokens} tokens > "
+                                   f"n_ctx {outer.n_ctx}), try increasing it")
+                        body = json.dumps({"error": {"code": 400, "message": message,
+                                                     "type": "exceed_context_size_error"}})
+                        self._send(400, body)
+                        return
                 reply = outer.queue.popleft() if outer.queue else outer.default(request)
                 if reply.delay:
                     time.sleep(reply.delay)
@@ -115,7 +143,7 @@ class FakeOpenAI:
                 if reply.status != 200:
                     self._send(reply.status, reply.body or "{}", reply.headers)
                     return
-                self._send(200, outer._completion(request, reply.payload), reply.headers)
+                self._send(200, outer._completion(request, reply.payload, llama_cpp=outer.llama_cpp), reply.headers)
 
             def _trickle(self, body: Any, every: float) -> None:
                 data = json.dumps(body).encode()
@@ -157,11 +185,17 @@ class FakeOpenAI:
         self._server.server_close()
 
     @staticmethod
-    def _completion(request: dict[str, Any], payload: Any) -> dict[str, Any]:
+    def _completion(request: dict[str, Any], payload: Any, *, llama_cpp: bool = False) -> dict[str, Any]:
         text = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
         message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
         finish = "stop"
         tools = request.get("tools") or []
+        limit = request.get("max_completion_tokens") or request.get("max_tokens")
+        if llama_cpp and limit and len(text) // 4 > limit:
+            message["content"] = text[: limit * 4]
+            return FakeOpenAI._wrap(request, message, "length")
+        if tools and llama_cpp and not isinstance(request.get("tool_choice"), str):
+            tools = []  # llama.cpp ignores an object tool_choice and answers in content
         if tools:
             name = tools[0]["function"]["name"]
             message = {
@@ -173,6 +207,10 @@ class FakeOpenAI:
                 ],
             }
             finish = "tool_calls"
+        return FakeOpenAI._wrap(request, message, finish)
+
+    @staticmethod
+    def _wrap(request: dict[str, Any], message: dict[str, Any], finish: str) -> dict[str, Any]:
         return {
             "id": "chatcmpl-test",
             "object": "chat.completion",
