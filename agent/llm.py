@@ -83,7 +83,7 @@ def bounded_http_client(timeout: float, max_bytes: int = MAX_REPLY_BYTES) -> Any
 
     httpx = _httpx()
 
-    class BoundedStream(httpx.SyncByteStream):  # type: ignore[misc, name-defined]
+    class BoundedStream(httpx.SyncByteStream):  # type: ignore[name-defined]
         def __init__(self, inner: Any, deadline: float, seconds: float) -> None:
             self._inner, self._deadline, self._seconds = inner, deadline, seconds
 
@@ -102,7 +102,7 @@ def bounded_http_client(timeout: float, max_bytes: int = MAX_REPLY_BYTES) -> Any
         def close(self) -> None:
             self._inner.close()
 
-    class BoundedTransport(httpx.BaseTransport):  # type: ignore[misc, name-defined]
+    class BoundedTransport(httpx.BaseTransport):  # type: ignore[name-defined]
         def __init__(self) -> None:
             self._inner = httpx.HTTPTransport()
 
@@ -209,7 +209,7 @@ def chat_model(settings: Any) -> Any:
 
     # Local OpenAI-compatible servers accept any key; the client insists on one.
     key = settings.openai_api_key or SecretStr("not-needed")
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"max_tokens": settings.llm_max_tokens}  # sent as max_completion_tokens
     if settings.llm_repeat_penalty is not None:
         extra["extra_body"] = {"repeat_penalty": settings.llm_repeat_penalty}
     return ChatOpenAI(
@@ -219,7 +219,6 @@ def chat_model(settings: Any) -> Any:
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,
         temperature=settings.llm_temperature,
-        max_tokens=settings.llm_max_tokens,
         http_client=bounded_http_client(settings.llm_timeout),
         **extra,
     )
