@@ -240,7 +240,9 @@ def main() -> None:
     )
     code_end = code_state()
     doc = doc.replace("<!-- code -->", describe_code(code_start, code_end))
-    Path(args.out).write_text(doc, encoding="utf-8")
+    out = Path(args.out)
+    kept = _kept_sections(out.read_text(encoding="utf-8") if out.is_file() else "")
+    out.write_text(doc.rstrip() + ("\n\n" + kept if kept else "") + "\n", encoding="utf-8")
     print(f"\nwrote {args.out} in {total_s:.0f} s", flush=True)
     shutil.rmtree(
         work, ignore_errors=True
@@ -248,6 +250,12 @@ def main() -> None:
     failed = [s.name for s in steps if s.error]
     if failed:
         raise SystemExit(f"these benchmarks failed: {', '.join(failed)}")
+
+
+def _kept_sections(old: str) -> str:
+    """Sections other scripts write into BENCHMARKS.md (bench_local_llm.py's needs a server build): kept as they are."""
+    start, end = old.find("<!-- local-llm"), old.find("<!-- /local-llm -->")
+    return old[start : end + len("<!-- /local-llm -->")] if start >= 0 and end > start else ""
 
 
 def describe_code(start: dict[str, Any], end: dict[str, Any]) -> str:
