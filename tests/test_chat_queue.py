@@ -12,7 +12,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, IDEA, pytestmark, server  # no
 from ideaforge.tools.metadata import read_record
 
 
-def test_a_message_sent_during_a_run_is_queued_then_refines_the_result(server: tuple[str, Path]) -> None:
+def test_a_message_sent_during_a_run_is_queued_then_refines_the_result(server: tuple[str, Path]) -> None:  # noqa: F811
     from playwright.sync_api import expect, sync_playwright
 
     url, out = server
