@@ -2,7 +2,8 @@
 
 `diffusion` (a package: one module per idea, `DiffusionTool` on top), `critic` (a package: thresholds, the critique,
 `CLIPCritic`), `metadata` (A1111 parameters and the ideaforge record in PNGs) and `clip_tokenizer`. Each imports its
-heavy dependencies (torch, diffusers, transformers, compel) lazily, so importing any of them is instant.
+heavy dependencies (torch, diffusers, transformers, compel) lazily, so importing any of them is instant, and through
+`_lazy`, so first imports and first loads are safe from any number of threads.
 
 Example:
     >>> from ideaforge.tools.diffusion import GenerationParams

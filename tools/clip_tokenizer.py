@@ -22,10 +22,11 @@ import json
 import os
 import tempfile
 import threading
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from ideaforge.tools._lazy import LoadOnce, heavy_import
 
 CLIP_MAX_TOKENS = 77
 VOCAB_SIZE = 49408
@@ -85,10 +86,8 @@ def write_clip_tokenizer(directory: str | os.PathLike[str] | None = None) -> Pat
     tmp = Path(tempfile.mkdtemp(prefix=".tok-", dir=target.parent))
     (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (tmp / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    from transformers import CLIPTokenizer
-
     # from_pretrained on the two files works across transformers 4 and 5 (whose constructor arguments differ).
-    tok = CLIPTokenizer.from_pretrained(str(tmp), model_max_length=CLIP_MAX_TOKENS)
+    tok = heavy_import("transformers").CLIPTokenizer.from_pretrained(str(tmp), model_max_length=CLIP_MAX_TOKENS)
     tok.save_pretrained(str(tmp))
     try:
         os.replace(tmp, target)
@@ -99,13 +98,18 @@ def write_clip_tokenizer(directory: str | os.PathLike[str] | None = None) -> Pat
     return target
 
 
-@lru_cache(maxsize=4)
-def load_clip_tokenizer(directory: str | None = None) -> Any:
-    """The CLIP tokenizer (a `transformers.CLIPTokenizer`, 49,408 tokens, model_max_length=77)."""
-    from transformers import CLIPTokenizer
+_TOKENIZERS: LoadOnce[str | None, Any] = LoadOnce()
 
+
+def load_clip_tokenizer(directory: str | None = None) -> Any:
+    """The CLIP tokenizer (a `transformers.CLIPTokenizer`, 49,408 tokens, model_max_length=77), loaded once per
+    folder however many threads ask at once."""
+    return _TOKENIZERS.get(directory, lambda: _load_tokenizer(directory))
+
+
+def _load_tokenizer(directory: str | None) -> Any:
     path = write_clip_tokenizer(directory)
-    return CLIPTokenizer.from_pretrained(str(path), model_max_length=CLIP_MAX_TOKENS)
+    return heavy_import("transformers").CLIPTokenizer.from_pretrained(str(path), model_max_length=CLIP_MAX_TOKENS)
 
 
 # Fast tokenizers change their truncation state on each call and are not safe to share between threads.

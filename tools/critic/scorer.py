@@ -17,23 +17,22 @@ Example:
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ideaforge.errors import InputError, ModelNotFoundError
+from ideaforge.tools._lazy import LoadOnce, heavy_import
 from ideaforge.tools.critic.feedback import ImageScore, critique
 from ideaforge.tools.critic.thresholds import DEFAULT_MODEL, default_threshold
 
 _IMAGE_BATCH = 16  # images per forward pass: bounds memory with many candidates at large CLIP resolutions
 
-_CACHE: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-_CACHE_LOCK = threading.Lock()
+_MODELS: LoadOnce[tuple[str, str, str], tuple[Any, Any]] = LoadOnce()
 
 
 def _default_device() -> str:
-    import torch
+    torch = heavy_import("torch")
 
     if torch.cuda.is_available():
         return "cuda"
@@ -44,7 +43,7 @@ def _default_device() -> str:
 
 
 def _check_device(device: str) -> None:
-    import torch
+    torch = heavy_import("torch")
 
     kind = device.split(":")[0]
     mps = getattr(torch.backends, "mps", None)
@@ -59,7 +58,7 @@ def _check_device(device: str) -> None:
 
 
 def _resolve_dtype(dtype: Any, device: str) -> Any:
-    import torch
+    torch = heavy_import("torch")
 
     if dtype is None:
         return torch.float16 if device.startswith("cuda") else torch.float32
@@ -93,8 +92,7 @@ def _looks_like_path(model: str) -> bool:
 
 def _load(model: str, device: str, dtype: Any) -> tuple[Any, Any]:
     """CLIPModel (eval, on device, in dtype) and CLIPProcessor, or a one-line ModelNotFoundError."""
-    from transformers import CLIPModel, CLIPProcessor
-
+    transformers = heavy_import("transformers")
     folder = Path(model).expanduser()
     if folder.is_dir():
         missing = [] if (folder / "config.json").is_file() else ["config.json"]
@@ -116,8 +114,8 @@ def _load(model: str, device: str, dtype: Any) -> tuple[Any, Any]:
     else:
         source = model
     try:
-        clip: Any = CLIPModel.from_pretrained(source)  # transformers' stubs make .to() uncallable
-        processor = CLIPProcessor.from_pretrained(source)
+        clip = transformers.CLIPModel.from_pretrained(source)
+        processor = transformers.CLIPProcessor.from_pretrained(source)
     except OSError as exc:
         if folder.is_dir():
             raise ModelNotFoundError(
@@ -148,8 +146,7 @@ def _first_line(exc: BaseException) -> str:
 
 def clear_cache() -> None:
     """Forget every loaded CLIP model (frees memory; the next `load()` reads from disk again)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
+    _MODELS.clear()
 
 
 class CLIPCritic:
@@ -207,11 +204,10 @@ class CLIPCritic:
         _check_device(device)
         dtype = _resolve_dtype(self._dtype, device)
         key = (self.model, device, str(dtype))
-        with _CACHE_LOCK:  # one load per key even when several threads ask at once
-            if key not in _CACHE:
-                _CACHE[key] = _load(self.model, device, dtype)
-            self._clip, self._processor = _CACHE[key]
-        self._device, self._dtype = device, dtype
+        # One load per key even when several threads ask at once; `_load` is looked up here so it can be wrapped.
+        clip, processor = _MODELS.get(key, lambda: _load(self.model, device, dtype))
+        self._device, self._dtype, self._processor = device, dtype, processor
+        self._clip = clip  # last: another thread reads a set `_clip` as "loaded, device and dtype resolved"
         return self
 
     def score(self, images: Sequence[Any], idea: str, elements: Sequence[str]) -> list[ImageScore]:
@@ -249,7 +245,7 @@ class CLIPCritic:
         return results
 
     def _embed_texts(self, texts: list[str]) -> tuple[Any, list[str]]:
-        import torch
+        torch = heavy_import("torch")
 
         tokenizer = self._processor.tokenizer
         limit = int(self._clip.config.text_config.max_position_embeddings)
@@ -264,7 +260,7 @@ class CLIPCritic:
         return _normalised(out), truncated
 
     def _embed_images(self, images: list[Any]) -> Any:
-        import torch
+        torch = heavy_import("torch")
 
         pictures = [_as_rgb(im) for im in images]
         chunks = []
@@ -282,7 +278,7 @@ class CLIPCritic:
 
 def _normalised(out: Any) -> Any:
     """Projected embeddings as float32 unit vectors (transformers 5 returns an output object, 4 a tensor)."""
-    import torch
+    torch = heavy_import("torch")
 
     emb = out if isinstance(out, torch.Tensor) else out.pooler_output
     return torch.nn.functional.normalize(emb.float(), dim=-1)

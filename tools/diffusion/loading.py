@@ -1,7 +1,7 @@
 """Loading a pipeline once: device and dtype, the pipeline class, LoRAs, memory savers and the shared cache.
 
-`_load_entry` keys the module-level cache by everything that changes the weights or hooks, so the CLI, the critic
-loop and every Streamlit session share one copy; each key loads once, other keys load concurrently.
+`_load_entry` keys the module-level cache (a `LoadOnce`) by everything that changes the weights or hooks, so the CLI,
+the critic loop and every Streamlit session share one copy; each key loads once, however many threads ask at once.
 
 Example:
     >>> _pick_device("cpu", None)
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ideaforge.errors import IdeaForgeError, InputError, ModelNotFoundError
+from ideaforge.tools._lazy import LoadOnce, heavy_import
 from ideaforge.tools.diffusion.catalogue import _data, match_profile
 from ideaforge.tools.diffusion.loras import _load_loras
 from ideaforge.tools.diffusion.results import ModelProfile
@@ -42,20 +43,16 @@ class _Loaded:
     views: dict[tuple[str, str], Any] = field(default_factory=dict)
 
 
-_CACHE: dict[tuple[Any, ...], _Loaded] = {}
-_CACHE_LOCK = threading.Lock()
-_KEY_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+_PIPELINES: LoadOnce[tuple[Any, ...], _Loaded] = LoadOnce()
 
 
 def clear_cache() -> None:
     """Forget every loaded pipeline (their memory is freed once no tool holds them)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
-        _KEY_LOCKS.clear()
+    _PIPELINES.clear()
 
 
 def _pick_device(device: str | None, dtype: str | None) -> tuple[str, str]:
-    import torch
+    torch = heavy_import("torch")
 
     mps = getattr(torch.backends, "mps", None)
     if device is None:
@@ -72,25 +69,22 @@ def _pick_device(device: str | None, dtype: str | None) -> tuple[str, str]:
 
 
 def _pipeline_class_for_file(path: str, config: str | None) -> Any:
-    import diffusers
+    diffusers = heavy_import("diffusers")
 
     if config and (Path(config) / "model_index.json").is_file():
         index = json.loads((Path(config) / "model_index.json").read_text(encoding="utf-8"))
         return getattr(diffusers, index["_class_name"])
     is_xl = "xl" in Path(path).name.lower()
     if Path(path).suffix.lower() in SAFETENSORS_SUFFIXES:
-        from safetensors import safe_open
-
-        with safe_open(path, framework="pt") as handle:
+        with heavy_import("safetensors").safe_open(path, framework="pt") as handle:
             keys = handle.keys()  # safe_open is not a dict: `in handle` does not work
             is_xl = any(key.startswith("conditioner.embedders.1.") for key in keys)
     return diffusers.StableDiffusionXLPipeline if is_xl else diffusers.StableDiffusionPipeline
 
 
 def _load_pipeline(tool: DiffusionTool, device: str, dtype: str) -> Any:
-    import torch
-    from diffusers import AutoPipelineForText2Image
-
+    torch = heavy_import("torch")
+    diffusers = heavy_import("diffusers")
     source = tool._source
     kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype)}
     index_path: Path | None = None
@@ -129,7 +123,7 @@ def _load_pipeline(tool: DiffusionTool, device: str, dtype: str) -> Any:
             return cls.from_single_file(source.ref, **kwargs)
         if not tool.allow_pickle:
             kwargs["use_safetensors"] = True
-        return AutoPipelineForText2Image.from_pretrained(source.ref, **kwargs)
+        return diffusers.AutoPipelineForText2Image.from_pretrained(source.ref, **kwargs)
     except IdeaForgeError:
         raise
     except Exception as exc:
@@ -187,53 +181,45 @@ def _load_entry(tool: DiffusionTool) -> _Loaded:
         tool.vae_tiling,
         tool.preview_vae,
     )
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
-        key_lock = _KEY_LOCKS.setdefault(key, threading.Lock())
-    with key_lock:  # one load per key; other keys load concurrently
-        with _CACHE_LOCK:
-            if key in _CACHE:
-                return _CACHE[key]
-        pipe = _load_pipeline(tool, device, dtype)
-        pipe.set_progress_bar_config(disable=True)
-        if tool.loras:
-            _load_loras(pipe, tool.loras, tool.allow_pickle)
-        if tool.cpu_offload:
-            pipe.enable_model_cpu_offload(device=device)
-        elif device != "cpu":
-            pipe.to(device)
-        if tool.attention_slicing:
-            pipe.enable_attention_slicing()
-        if tool.vae_tiling:
-            pipe.vae.enable_tiling()
-        taesd = None
-        if tool.preview_vae:
-            import torch
-            from diffusers import AutoencoderTiny
+    return _PIPELINES.get(key, lambda: _build_entry(tool, device, dtype))
 
-            try:
-                taesd = AutoencoderTiny.from_pretrained(
-                    tool.preview_vae,
-                    dtype=getattr(torch, dtype),
-                    local_files_only=_offline() or Path(tool.preview_vae).is_dir(),
-                ).to(device)
-            except Exception as exc:
-                raise ModelNotFoundError(
-                    f"could not load preview VAE {tool.preview_vae!r}: {_one_line(exc)}; pass a cached TAESD "
-                    f"(e.g. madebyollin/taesd) or a local AutoencoderTiny folder, or leave previews to the built-in "
-                    f"latent approximation"
-                ) from exc
-        shipped = _friendly_scheduler(pipe.scheduler)
-        entry = _Loaded(
-            pipe=pipe,
-            profile=_profile_for(tool, pipe, shipped),
-            shipped_scheduler=shipped,
-            device=device,
-            dtype=dtype,
-            cpu_offload=tool.cpu_offload,
-            taesd=taesd,
-        )
-        with _CACHE_LOCK:
-            _CACHE[key] = entry
-        return entry
+
+def _build_entry(tool: DiffusionTool, device: str, dtype: str) -> _Loaded:
+    """Load the pipeline and apply LoRAs and memory savers: run once per cache key, by `_PIPELINES`."""
+    pipe = _load_pipeline(tool, device, dtype)
+    pipe.set_progress_bar_config(disable=True)
+    if tool.loras:
+        _load_loras(pipe, tool.loras, tool.allow_pickle)
+    if tool.cpu_offload:
+        pipe.enable_model_cpu_offload(device=device)
+    elif device != "cpu":
+        pipe.to(device)
+    if tool.attention_slicing:
+        pipe.enable_attention_slicing()
+    if tool.vae_tiling:
+        pipe.vae.enable_tiling()
+    taesd = None
+    if tool.preview_vae:
+        torch, diffusers = heavy_import("torch"), heavy_import("diffusers")
+        try:
+            taesd = diffusers.AutoencoderTiny.from_pretrained(
+                tool.preview_vae,
+                dtype=getattr(torch, dtype),
+                local_files_only=_offline() or Path(tool.preview_vae).is_dir(),
+            ).to(device)
+        except Exception as exc:
+            raise ModelNotFoundError(
+                f"could not load preview VAE {tool.preview_vae!r}: {_one_line(exc)}; pass a cached TAESD "
+                f"(e.g. madebyollin/taesd) or a local AutoencoderTiny folder, or leave previews to the built-in "
+                f"latent approximation"
+            ) from exc
+    shipped = _friendly_scheduler(pipe.scheduler)
+    return _Loaded(
+        pipe=pipe,
+        profile=_profile_for(tool, pipe, shipped),
+        shipped_scheduler=shipped,
+        device=device,
+        dtype=dtype,
+        cpu_offload=tool.cpu_offload,
+        taesd=taesd,
+    )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ideaforge.tools._lazy import heavy_import
 from ideaforge.tools.diffusion.catalogue import _data
 
 if TYPE_CHECKING:
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
 
 def _previews(latents: Any, entry: _Loaded) -> list[Any]:
     """Cheap RGB previews of the current latents: TAESD when loaded, else the linear latent-to-RGB map."""
-    import torch
     from PIL import Image
+
+    torch = heavy_import("torch")
 
     with torch.no_grad():
         if entry.taesd is not None:

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from ideaforge.errors import InputError
+from ideaforge.tools._lazy import heavy_import
 from ideaforge.tools.diffusion.catalogue import _data
 
 
@@ -64,7 +65,6 @@ def _friendly_scheduler(scheduler: Any) -> str:
 
 
 def _make_scheduler(name: str, base_config: Any) -> Any:
-    import diffusers
-
+    diffusers = heavy_import("diffusers")
     spec = _data()["schedulers"][name]
     return getattr(diffusers, spec["class"]).from_config(base_config, **spec["config"])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ideaforge.errors import InputError, ModelNotFoundError
+from ideaforge.tools._lazy import heavy_import
 
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
 SAFETENSORS_SUFFIXES = {".safetensors", ".sft"}
@@ -100,22 +101,22 @@ def _not_cached(repo_id: str, why: str) -> ModelNotFoundError:
 
 def _hub_model_index(repo_id: str) -> Path | None:
     """The cached model_index.json of a Hub model; fails fast when the model is neither cached nor reachable."""
-    from huggingface_hub import HfApi, try_to_load_from_cache
-    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+    hub = heavy_import("huggingface_hub")
+    errors = heavy_import("huggingface_hub.errors")
 
-    cached = try_to_load_from_cache(repo_id, "model_index.json")
+    cached = hub.try_to_load_from_cache(repo_id, "model_index.json")
     if isinstance(cached, str):
         return Path(cached)
     if _offline():
         raise _not_cached(repo_id, "HF_HUB_OFFLINE is set")
     try:
-        HfApi().model_info(repo_id, timeout=8)
-    except GatedRepoError:
+        hub.HfApi().model_info(repo_id, timeout=8)
+    except errors.GatedRepoError:
         raise ModelNotFoundError(
             f"model {repo_id!r} is gated on the Hugging Face Hub: accept its license on huggingface.co and log in "
             f"with `hf auth login`, or pass --model PATH"
         ) from None
-    except RepositoryNotFoundError:
+    except errors.RepositoryNotFoundError:
         raise ModelNotFoundError(
             f"model {repo_id!r} does not exist on the Hugging Face Hub (or is private: log in with "
             f"`hf auth login`); check the id or pass --model PATH"

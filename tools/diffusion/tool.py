@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ideaforge.errors import Cancelled, GenerationError, InputError
+from ideaforge.tools._lazy import first_use, heavy_import
 from ideaforge.tools.diffusion.images import _all_black, _open_init_image
 from ideaforge.tools.diffusion.loading import _load_entry, _Loaded
 from ideaforge.tools.diffusion.loras import LoraSpec, _check_lora, parse_lora
@@ -306,23 +307,25 @@ class DiffusionTool:
         """The pipeline for a task and scheduler, sharing the loaded modules (no second copy of the weights)."""
         key = (task, scheduler)
         if key not in entry.views:
-            from diffusers import AutoPipelineForImage2Image, AutoPipelineForText2Image
-
-            base = entry.pipe
-            swap = (
-                {}
-                if scheduler == entry.shipped_scheduler
-                else {"scheduler": _make_scheduler(scheduler, base.scheduler.config)}
-            )
-            if task == "txt2img" and not swap:
-                view = base
-            else:
-                auto = AutoPipelineForImage2Image if task == "img2img" else AutoPipelineForText2Image
-                view = auto.from_pipe(base, **swap)
-                view.set_progress_bar_config(disable=True)
-                if entry.cpu_offload:
-                    view.enable_model_cpu_offload(device=entry.device)
-            entry.views[key] = view
+            with first_use():  # building it may import more of diffusers
+                diffusers = heavy_import("diffusers")
+                base = entry.pipe
+                swap = (
+                    {}
+                    if scheduler == entry.shipped_scheduler
+                    else {"scheduler": _make_scheduler(scheduler, base.scheduler.config)}
+                )
+                if task == "txt2img" and not swap:
+                    view = base
+                else:
+                    auto = (
+                        diffusers.AutoPipelineForImage2Image if task == "img2img" else diffusers.AutoPipelineForText2Image
+                    )
+                    view = auto.from_pipe(base, **swap)
+                    view.set_progress_bar_config(disable=True)
+                    if entry.cpu_offload:
+                        view.enable_model_cpu_offload(device=entry.device)
+                entry.views[key] = view
         return entry.views[key]
 
     def _run(
@@ -339,7 +342,7 @@ class DiffusionTool:
         cancel: threading.Event | None,
         preview_every: int | None,
     ) -> tuple[list[Any], list[bool], float]:
-        import torch
+        torch = heavy_import("torch")
 
         def callback(pipeline: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             step, total = i + 1, pipeline.num_timesteps

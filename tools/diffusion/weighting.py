@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from ideaforge.tools._lazy import heavy_import
+
 if TYPE_CHECKING:
     from ideaforge.tools.diffusion.loading import _Loaded
 
@@ -28,8 +30,9 @@ def _weighted_embeddings(
     entry: _Loaded, pipe: Any, positives: list[str], negatives: list[str] | None
 ) -> dict[str, Any]:
     """Prompt embeddings with compel's `(term)1.3` emphasis applied; unweighted text encodes exactly as diffusers'."""
-    import torch
-    from compel import Compel, ReturnedEmbeddingsType
+    torch = heavy_import("torch")
+    compel = heavy_import("compel")
+    Compel, ReturnedEmbeddingsType = compel.Compel, compel.ReturnedEmbeddingsType
 
     if entry.compel is None:
         device = pipe._execution_device
