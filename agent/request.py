@@ -83,9 +83,17 @@ def _scheduler(value: object) -> object:
         raise ValueError(f"unknown scheduler; choose one of: {', '.join(scheduler_names())}") from None
 
 
+def _not_bool(value: object) -> object:
+    """`True` is an int to Python; as a step count or an image count it is a mistake, not 1."""
+    if isinstance(value, bool):
+        raise ValueError("must be a whole number, not true/false")
+    return value
+
+
 # The option types, each written once and shared with `Settings`: ranges live in the schema, not in prose.
+Count = BeforeValidator(_not_bool)
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED, strict=True)]
-Steps = Annotated[int, Field(ge=1, le=500)]
+Steps = Annotated[int, Field(ge=1, le=500), Count]
 Guidance = Annotated[float, Field(ge=0, le=50, allow_inf_nan=False)]
 Size = Annotated[
     str,
@@ -102,10 +110,10 @@ SchedulerName = Annotated[
     BeforeValidator(_scheduler),
     WithJsonSchema({"type": "string", "enum": scheduler_names()}),
 ]
-Images = Annotated[int, Field(ge=1, le=16)]
+Images = Annotated[int, Field(ge=1, le=16), Count]
 Threshold = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Rounds = Annotated[int, Field(ge=1, le=20)]
-Candidates = Annotated[int, Field(ge=1, le=8)]
+Rounds = Annotated[int, Field(ge=1, le=20), Count]
+Candidates = Annotated[int, Field(ge=1, le=8), Count]
 Strength = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Idea = Annotated[str, Field(min_length=1, max_length=MAX_IDEA_CHARS)]
 

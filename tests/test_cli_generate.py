@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -74,13 +73,12 @@ def test_bad_size_exits_2_before_loading(size, tmp_path) -> None:
 
 
 def test_missing_hub_model_fails_fast_with_one_line(tmp_path) -> None:
-    started = time.monotonic()
-    out = run("generate", "a red kitten in a basket", "--out", str(tmp_path),
+    out = run("generate", "a red kitten in a basket", "--out", str(tmp_path / "out"),
               env={"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")})
-    elapsed = time.monotonic() - started
     assert out.returncode == 2
     assert "prompt (rules)" in out.stderr  # the prompt stage printed first
     error = [line for line in out.stderr.splitlines() if line.startswith("ideaforge: error:")]
     assert len(error) == 1 and "stabilityai/sd-turbo" in error[0] and "--model" in error[0]
     assert "Traceback" not in out.stderr
-    assert elapsed < 10, elapsed
+    assert not list((tmp_path / "out").glob("*.png"))  # nothing generated, nothing fetched into the cache
+    assert not [p for p in (tmp_path / "hf").rglob("*") if p.is_file() and p.stat().st_size > 0]

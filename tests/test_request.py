@@ -78,9 +78,9 @@ def test_seed_is_strict_bools_and_strings_are_rejected() -> None:
     assert error_of(seed="5").startswith("seed = '5'")
 
 
-@pytest.mark.xfail(strict=True, reason="steps/n are lax ints: True is silently read as 1 (seed is strict)")
-def test_steps_true_is_rejected_like_seed_true() -> None:
-    assert error_of(steps=True).startswith("steps = True")
+@pytest.mark.parametrize("field", ["steps", "n", "max_attempts", "candidates"])
+def test_true_is_not_a_count(field: str) -> None:
+    assert error_of(**{field: True}).startswith(f"{field} = True")
 
 
 def test_idea_length_boundaries() -> None:
