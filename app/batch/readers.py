@@ -27,6 +27,7 @@ import csv
 import functools
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,10 @@ def _from_cell(kind: str, text: str) -> Any:
     reject, so the message is the request's own."""
     text = text.strip()
     if kind == "integer" and text.lstrip("+-").isdigit():
-        return int(text)
+        try:
+            return int(text)
+        except ValueError:  # more than 4300 digits, or digits int() does not read ("²"): the request rejects it
+            return text[:40] + "..." if len(text) > 40 else text
     if kind == "number":
         try:
             return float(text)
@@ -193,6 +197,12 @@ def _read_jsonl(text: str) -> tuple[list[Row], list[BadRow], list[str]]:
         except json.JSONDecodeError as exc:
             bad.append(BadRow(number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"))
             continue
+        except ValueError as exc:  # e.g. an integer of more than 4300 digits
+            bad.append(BadRow(number, None, f"not usable JSON ({' '.join(str(exc).split(';')[0].split())[:120]})"))
+            continue
+        except RecursionError:
+            bad.append(BadRow(number, None, "not usable JSON (nested too deeply)"))
+            continue
         if not isinstance(obj, dict):
             bad.append(BadRow(number, None, f"expected a JSON object, got {type(obj).__name__}"))
             continue
@@ -204,13 +214,27 @@ def _read_jsonl(text: str) -> tuple[list[Row], list[BadRow], list[str]]:
         for key in keys:
             if key != column and key not in _option_types():
                 ignored[key] = None
+        if not isinstance(keys[column], str) and keys[column] is not None:
+            shown = json.dumps(keys[column], ensure_ascii=False)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            bad.append(BadRow(number, None, f"{column!r} must be text, got {type(keys[column]).__name__} {shown}"))
+            continue
         item = _row(number, keys[column], {k: v for k, v in keys.items() if k in _option_types()})
         (rows if isinstance(item, Row) else bad).append(item)  # type: ignore[arg-type]
     return rows, bad, list(ignored)
 
 
+_UNCLOSED = ("a quote opened on line {line} is not closed: it {rest}; close it, or write a quote inside a quoted "
+             "cell as two (\"\")")
+
+
+def _physical_lines(text: str) -> list[str]:
+    """The file's lines with their endings, split where `csv` splits them (\\n, \\r\\n, \\r) and nowhere else."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
+
+
 def _read_table(text: str, delimiter: str, path: Path) -> tuple[list[Row], list[BadRow], list[str]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -230,17 +254,33 @@ def _read_table(text: str, delimiter: str, path: Path) -> tuple[list[Row], list[
     ignored = [h.strip() for i, h in enumerate(header) if i != column and i not in options and h.strip()]
     rows: list[Row] = []
     bad: list[BadRow] = []
-    line = reader.line_num + 1  # where the next record starts (a quoted cell may span lines)
-    while True:
+    lines = _physical_lines(text)
+    at = reader.line_num  # physical lines taken by the header (a quoted header cell may span lines)
+    while at < len(lines):
+        start = at + 1  # 1-based line number where this record begins
+        record = csv.reader(iter(lines[at:]), delimiter=delimiter, strict=True)
         try:
-            cells = next(reader)
+            cells = next(record)
         except StopIteration:
             break
         except csv.Error as exc:
-            bad.append(BadRow(line, None, f"malformed row ({exc})"))
-            line = reader.line_num + 1
+            if "end of data" in str(exc):  # a quote never closed: it would swallow the rest of the file
+                bad.append(BadRow(start, None, _UNCLOSED.format(line=start, rest="runs to the end of the file")))
+            elif record.line_num > 1:  # a quote that took in later lines, up to a stray quote there
+                rest = f"takes in the lines after it, up to line {start + record.line_num - 1}"
+                bad.append(BadRow(start, None, _UNCLOSED.format(line=start, rest=rest)))
+            else:
+                bad.append(BadRow(start, None, f"malformed row ({exc})"))
+            at += 1  # the lines after it are rows of their own
             continue
-        start, line = line, reader.line_num + 1
+        span = max(1, record.line_num)
+        if span > 1 and any(delimiter in cell.split("\n", 1)[1] for cell in cells if "\n" in cell):
+            # A cell over several lines that holds whole rows: a stray quote, closed by another one lines later.
+            rest = f"takes in the lines after it, up to line {start + span - 1}"
+            bad.append(BadRow(start, None, _UNCLOSED.format(line=start, rest=rest)))
+            at += 1
+            continue
+        at += span
         if not cells or not any(c.strip() for c in cells):
             continue
         if len(cells) > len(header):
