@@ -59,7 +59,8 @@ class Batcher:
         self._waiting = 0
         self._closed = False
         self._tokenizer: Any = None
-        self._thread = threading.Thread(target=self._loop, name="ideaforge-batcher", daemon=True)
+        # Not a daemon: the interpreter waits for it rather than tearing it down inside a pipeline call.
+        self._thread = threading.Thread(target=self._loop, name="ideaforge-batcher", daemon=False)
         self._thread.start()
 
     @property
@@ -88,12 +89,14 @@ class Batcher:
                 self._active -= 1
                 self._cv.notify_all()
 
-    def close(self) -> None:
-        """Run what is pending, then stop; later `generate()` calls raise `Cancelled`."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Run what is pending, then stop; later `generate()` calls raise `Cancelled`. Returns whether the
+        batcher stopped within `timeout` seconds (None: wait as long as it takes)."""
         with self._cv:
             self._closed = True
             self._cv.notify_all()
-        self._thread.join()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def generate(self, requests: Any, params: Any, *, on_step: Any = None, cancel: Any = None) -> list[Any]:
         """The images of `requests`, from whichever pipeline call they joined (`on_step` is not supported)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,25 @@ def chunks(items: list[Job], size: int) -> Iterator[list[Job]]:
         yield items[start:start + size]
 
 
+# How long a cancelled run waits for its workers, which stop at the pipeline's next denoising step.
+STOP_SECONDS = 60.0
+
+
+def _stop(threads: list[threading.Thread], feed: queue.Queue[Any], deadline: float | None) -> None:
+    """One stop sign per worker, after the work queued before it; then wait for them (until `deadline`)."""
+    for _ in threads:
+        while True:
+            try:
+                feed.put(None, timeout=0.2)  # a timeout, so Ctrl-C still reaches this thread
+                break
+            except queue.Full:
+                if not any(t.is_alive() for t in threads) or (deadline is not None and time.monotonic() > deadline):
+                    break
+    for t in threads:
+        while t.is_alive() and (deadline is None or time.monotonic() < deadline):
+            t.join(timeout=0.2)
+
+
 OnOk = Callable[[Job, list[tuple[Path, bool]]], None]
 OnFail = Callable[[Job, str, BaseException], None]
 
@@ -118,7 +138,11 @@ def run_jobs(
     if previous_max is not None:
         inner.max_batch = max(previous_max, batch_size)
     batcher = Batcher(inner, batch_size, cancel, more_coming)
-    view = worker_forge(forge, batcher, scorer)
+    try:
+        view = worker_forge(forge, batcher, scorer)
+    except BaseException:
+        batcher.close()
+        raise
 
     crashed: list[BaseException] = []  # e.g. the disk is full: the manifest cannot take a line
 
@@ -157,7 +181,8 @@ def run_jobs(
                 with lock:
                     state["idle"] += 1
 
-    threads = [threading.Thread(target=work, name=f"ideaforge-{i}", daemon=True) for i in range(workers)]
+    # Not daemons: the interpreter waits for them rather than tearing them down inside a pipeline call.
+    threads = [threading.Thread(target=work, name=f"ideaforge-{i}", daemon=False) for i in range(workers)]
     for t in threads:
         t.start()
     try:
@@ -173,22 +198,14 @@ def run_jobs(
                         break
             if cancel.is_set():
                 break
+        _stop(threads, feed, deadline=None)
+        batcher.close()
     except BaseException:
-        cancel.set()
+        cancel.set()  # the images in flight finish (or stop at their next step); no new work starts
+        _stop(threads, feed, deadline=time.monotonic() + STOP_SECONDS)
+        batcher.close(timeout=max(0.0, STOP_SECONDS / 2))
         raise
     finally:
-        for _ in threads:  # one stop sign per worker, after the work queued before it
-            while True:
-                try:
-                    feed.put(None, timeout=0.2)  # a timeout, so Ctrl-C still reaches this thread
-                    break
-                except queue.Full:
-                    if not any(t.is_alive() for t in threads):
-                        break
-        for t in threads:
-            while t.is_alive():
-                t.join(timeout=0.2)
-        batcher.close()
         if previous_max is not None:
             inner.max_batch = previous_max
     if crashed:

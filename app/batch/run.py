@@ -19,9 +19,11 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +32,64 @@ from ideaforge.agent.request import RunOptions
 from ideaforge.app.batch.execute import chunks, optimize, run_jobs
 from ideaforge.app.batch.plan import Job, idea_seed, plan_jobs
 from ideaforge.app.batch.readers import read_ideas
-from ideaforge.app.batch.store import Recovery, Store
+from ideaforge.app.batch.store import DiskFull, Recovery, Store, disk_full_cause
 from ideaforge.errors import InputError
 
-__all__ = ["EXECUTORS", "BatchProgress", "BatchSummary", "Job", "idea_seed", "plan_jobs", "run_batch"]
+__all__ = ["EXECUTORS", "BatchInterrupted", "BatchProgress", "BatchSummary", "DiskFull", "Job", "idea_seed",
+           "plan_jobs", "run_batch"]
 
 EXECUTORS = ("local", "ray")
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a batch; `images` are the complete images of this run that are listed in `out`.
+
+    The folder is the truth: an idea whose images all landed before the workers stopped is listed, whether or not
+    its event arrived. What was cut short is left for the next run, which redoes it.
+    """
+
+    def __init__(self, out: Path, images: list[str]) -> None:
+        self.out, self.images = out, images
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        shown = ", ".join(self.images[:10]) + (f" and {len(self.images) - 10} more" if len(self.images) > 10 else "")
+        return (f"interrupted; kept {len(self.images)} complete image(s) of this run in {str(self.out)!r}"
+                + (f": {shown}" if shown else "") + "; run the same command again to resume")
+
+
+@contextmanager
+def _one_interrupt(cancel: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C stops the batch (KeyboardInterrupt); the ones after it, while the workers finish the
+    images in flight, are ignored: a second KeyboardInterrupt in the middle of shutting down would leave worker
+    threads inside the pipeline as the interpreter exits."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield  # not ours to change: a caller's own handler, or not the main thread
+        return
+    hit: list[bool] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        cancel.set()
+        if not hit:
+            hit.append(True)
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _need_bytes(forge: Any, batch_size: int) -> int:
+    """Roughly what the next step writes: a pipeline call's PNGs (at most 3 bytes a pixel) and their lines."""
+    try:
+        width, height = (int(v) for v in str(forge.settings.size).lower().split("x"))
+    except (AttributeError, ValueError):
+        width = height = 1024
+    return batch_size * (width * height * 3 + (64 << 10)) + (1 << 20)
 
 
 @dataclass
@@ -83,7 +137,8 @@ class BatchSummary:
             "duplicates": [{"line": a, "repeats": b} for a, b in self.duplicates],
             "ignored_columns": self.ignored_columns,
             "recovered": {"adopted": rec.adopted, "removed": rec.removed, "dropped_lines": rec.dropped_lines,
-                          "temp_files": rec.temp_files},
+                          "temp_files": rec.temp_files, "duplicates": rec.duplicates,
+                          "foreign_lines": rec.foreign_lines},
         }
 
 
@@ -132,7 +187,11 @@ def run_batch(
 
     Raises:
         InputError: the idea file cannot be read or a batch option is wrong (nothing is written then).
-        KeyboardInterrupt: interrupted; everything finished so far is in the folder.
+        DiskFull: the disk filled up; the folder is whole and the same call resumes it.
+        BatchInterrupted: Ctrl-C (a KeyboardInterrupt); everything finished so far is in the folder, listed.
+
+    A run that fails before listing any image (a model that does not load, say) leaves the folder as it found
+    it.
     """
     if executor not in EXECUTORS:
         raise InputError(f"executor {executor!r} is unknown; use one of: {', '.join(EXECUTORS)}")
@@ -145,77 +204,111 @@ def run_batch(
     cancel = cancel or threading.Event()
     started = time.perf_counter()
     store = Store(forge.settings.out)
+    store.need_bytes = _need_bytes(forge, batch_size)
+    with _one_interrupt(cancel):
+        try:
+            summary = _run(forge, store, ideas, listing, jobs, bad, duplicates, cancel, started, seed=seed,
+                           negative=negative, batch_size=batch_size, llm_concurrency=llm_concurrency,
+                           executor=executor, ray_address=ray_address, gpus_per_worker=gpus_per_worker,
+                           on_progress=on_progress)
+        except KeyboardInterrupt:
+            cancel.set()
+            kept = [*store.added, *_adopt(store)]  # the folder is the truth, not the events that arrived
+            if not kept:
+                store.undo()
+            raise BatchInterrupted(store.out, kept) from None
+        except BaseException:
+            if not store.added:  # failed before any image (a bad model, a full disk): leave the folder as it was
+                store.undo()
+            raise
+        finally:
+            store.close()
+    return summary
+
+
+def _adopt(store: Store) -> list[str]:
     try:
-        recovery = store.open()
-        pending = [j for j in jobs if j.key not in store.done]
-        for job in pending:
-            job.tags = store.tag(job.key, job.line, job.seed, job.images)
-        store.reset_failures({j.key for j in jobs})
-        bad = sorted([*listing.bad, *bad], key=lambda b: b.line)
-        failed = [store.fail(idea=b.idea, line=b.line, key=None, stage="input", error=b.error) for b in bad]
-        run_info: dict[str, Any] = {
-            "command": "batch",
-            "input": {"path": str(Path(ideas).resolve()), "rows": len(listing.rows) + len(listing.bad),
-                      "sha256": hashlib.sha256(Path(ideas).read_bytes()).hexdigest()},
-            "executor": executor, "batch_size": batch_size, "llm_concurrency": llm_concurrency, "seed": seed,
-            "negative": negative, "settings": _settings_for_record(forge), "versions": _versions(),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": None, "summary": None,
-        }
-        store.write_run(run_info)
-        progress = BatchProgress(total=len(pending))
-        lock = threading.Lock()
+        return store.adopt_complete()
+    except (OSError, InputError):  # a full disk: the next run adopts them
+        return []
 
-        def report() -> None:
-            if on_progress is not None:
-                on_progress(progress)
 
-        def on_ok(job: Job, images: list[tuple[Path, bool]]) -> None:
-            try:
-                lines = store.add(job.key, images)
-            except Exception as exc:  # noqa: BLE001 - an image that cannot be read back fails its idea only
-                on_fail(job, "save", exc)
-                return
-            with lock:
-                progress.done += 1
-                progress.images += len(lines)
-                report()
+def _run(forge: Any, store: Store, ideas: str | Path, listing: Any, jobs: list[Job], bad: list[Any],
+         duplicates: list[tuple[int, int]], cancel: threading.Event, started: float, *, seed: int | None,
+         negative: str | None, batch_size: int, llm_concurrency: int, executor: str, ray_address: str | None,
+         gpus_per_worker: float | None, on_progress: Callable[[BatchProgress], None] | None) -> BatchSummary:
+    recovery = store.open()
+    pending = [j for j in jobs if j.key not in store.done]
+    for job in pending:
+        job.tags = store.tag(job.key, job.line, job.seed, job.images)
+    store.reset_failures({j.key for j in jobs})
+    bad = sorted([*listing.bad, *bad], key=lambda b: b.line)
+    failed = [store.fail(idea=b.idea, line=b.line, key=None, stage="input", error=b.error) for b in bad]
+    run_info: dict[str, Any] = {
+        "command": "batch",
+        "input": {"path": str(Path(ideas).resolve()), "rows": len(listing.rows) + len(listing.bad),
+                  "sha256": hashlib.sha256(Path(ideas).read_bytes()).hexdigest()},
+        "executor": executor, "batch_size": batch_size, "llm_concurrency": llm_concurrency, "seed": seed,
+        "negative": negative, "settings": _settings_for_record(forge), "versions": _versions(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": None, "summary": None,
+    }
+    store.write_run(run_info)
+    progress = BatchProgress(total=len(pending))
+    lock = threading.Lock()
 
-        def on_fail(job: Job, stage: str, exc: BaseException) -> None:
-            message = str(exc) or type(exc).__name__
-            entry = store.fail(idea=job.idea, line=job.line, key=job.key, stage=stage, error=message)
-            if stage != "prompt":
-                store.remove_unlisted(job.key)  # images of rounds that finished before the failure
-            with lock:
-                failed.append(entry)
-                progress.failed += 1
-                report()
+    def report() -> None:
+        if on_progress is not None:
+            on_progress(progress)
 
-        report()
-        critique = any(j.images is None for j in pending)
-        if pending and executor == "local":
-            def items() -> Iterator[tuple[Job, Any]]:
-                size = max(4 * batch_size, 4 * llm_concurrency)
-                for chunk in chunks(pending, size):  # prompts for the next chunk come while this one renders
-                    yield from zip(chunk, optimize(forge.chain, chunk, llm_concurrency))
+    def on_ok(job: Job, images: list[tuple[Path, bool]]) -> None:
+        try:
+            lines = store.add(job.key, images)
+        except Exception as exc:  # noqa: BLE001 - an image that cannot be read back fails its idea only
+            on_fail(job, "save", exc)
+            return
+        with lock:
+            progress.done += 1
+            progress.images += len(lines)
+            report()
 
-            run_jobs(forge, items(), batch_size=batch_size, cancel=cancel, on_ok=on_ok, on_fail=on_fail,
-                     critique=critique)
-        elif pending:
-            from ideaforge.app.batch.ray_executor import run_ray
+    def on_fail(job: Job, stage: str, exc: BaseException) -> None:
+        if isinstance(exc, DiskFull):
+            raise exc
+        if disk_full_cause(exc) is not None:  # not this idea's failure: nothing more can be saved
+            raise store.disk_full() from None
+        message = str(exc) or type(exc).__name__
+        entry = store.fail(idea=job.idea, line=job.line, key=job.key, stage=stage, error=message)
+        if stage != "prompt":
+            store.remove_unlisted(job.key)  # images of rounds that finished before the failure
+        with lock:
+            failed.append(entry)
+            progress.failed += 1
+            report()
 
-            run_ray(forge, pending, batch_size=batch_size, llm_concurrency=llm_concurrency,
-                    address=ray_address, gpus_per_worker=gpus_per_worker, critique=critique, on_ok=on_ok,
-                    on_fail=on_fail, cancel=cancel)
-        summary = BatchSummary(
-            out=store.out, ideas=len(listing.rows) + len(listing.bad), done_before=len(jobs) - len(pending),
-            done=progress.done, failed=failed, images=progress.images, seconds=time.perf_counter() - started,
-            cancelled=len(pending) - progress.done - progress.failed,
-            duplicates=duplicates, ignored_columns=listing.ignored, recovery=recovery,
-        )
-        finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        store.write_run({**run_info, "finished": finished, "summary": summary.as_dict()})
-    finally:
-        store.close()
+    report()
+    critique = any(j.images is None for j in pending)
+    if pending and executor == "local":
+        def items() -> Iterator[tuple[Job, Any]]:
+            size = max(4 * batch_size, 4 * llm_concurrency)
+            for chunk in chunks(pending, size):  # prompts for the next chunk come while this one renders
+                yield from zip(chunk, optimize(forge.chain, chunk, llm_concurrency))
+
+        run_jobs(forge, items(), batch_size=batch_size, cancel=cancel, on_ok=on_ok, on_fail=on_fail,
+                 critique=critique)
+    elif pending:
+        from ideaforge.app.batch.ray_executor import run_ray
+
+        run_ray(forge, pending, batch_size=batch_size, llm_concurrency=llm_concurrency,
+                address=ray_address, gpus_per_worker=gpus_per_worker, critique=critique, on_ok=on_ok,
+                on_fail=on_fail, cancel=cancel)
+    summary = BatchSummary(
+        out=store.out, ideas=len(listing.rows) + len(listing.bad), done_before=len(jobs) - len(pending),
+        done=progress.done, failed=failed, images=progress.images, seconds=time.perf_counter() - started,
+        cancelled=len(pending) - progress.done - progress.failed,
+        duplicates=duplicates, ignored_columns=listing.ignored, recovery=recovery,
+    )
+    finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    store.write_run({**run_info, "finished": finished, "summary": summary.as_dict()})
     return summary
 
 

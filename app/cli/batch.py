@@ -90,7 +90,8 @@ def _run(file: Path, settings: dict[str, Any], loras: list[str], options: dict[s
     )
 
     from ideaforge.agent.forge import IdeaForge
-    from ideaforge.app.batch.run import BatchProgress, run_batch
+    from ideaforge.app.batch.run import BatchInterrupted, BatchProgress, run_batch
+    from ideaforge.app.cli.common import fail
 
     forge = IdeaForge(loras=loras, **settings)
     console = Console(file=sys.stderr, soft_wrap=True)
@@ -111,8 +112,11 @@ def _run(file: Path, settings: dict[str, Any], loras: list[str], options: dict[s
             task.append(bar.add_task("ideas", total=p.total, images=0, failed=0, rate=rate))
         bar.update(task[0], completed=p.done + p.failed, images=p.images, failed=p.failed, rate=rate)
 
-    with bar:
-        summary = run_batch(forge, file, on_progress=on_progress, **options)
+    try:
+        with bar:
+            summary = run_batch(forge, file, on_progress=on_progress, **options)
+    except BatchInterrupted as exc:
+        fail(exc.message, 130)
     _print_summary(console, summary)
     if as_json:
         import json
@@ -126,7 +130,8 @@ def _print_summary(console: Any, summary: Any) -> None:
     rec = summary.recovery
     repaired = [f"{count} {what}" for count, what in (
         (rec.adopted, "image(s) of an interrupted run adopted"), (rec.removed, "partial image(s) removed"),
-        (rec.dropped_lines, "manifest line(s) without an image dropped")) if count]
+        (rec.dropped_lines, "manifest line(s) without an image dropped"),
+        (rec.duplicates, "repeated image(s) of a finished idea removed")) if count]
     if repaired:
         console.print(f"resumed: {', '.join(repaired)}")
     if summary.ignored_columns:
