@@ -4,7 +4,9 @@
 - `.csv` / `.tsv`: a header row with an `idea` or `Prompt` column (so PartiPrompts.tsv reads as is), plus
   optional option columns (`seed`, `style`, `negative`, `steps`, `n`, ...). Other columns are ignored and
   named once.
-- `.jsonl`: one JSON object a line with the same keys.
+  A quoted cell may span lines; a quote that is never closed, or that takes in whole rows up to a stray
+  quote further down, is a bad row on the line where it opened, and the lines after it are read as rows.
+- `.jsonl`: one JSON object a line with the same keys; the idea must be a JSON string.
 
 The option columns are `ideaforge.agent.request.GenerateRequest`'s fields (`negative` for `negative_prompt`), and
 each row is validated by it: CSV/TSV cells are converted to the field's type first ("7" -> 7, "true" -> True),
