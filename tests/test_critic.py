@@ -104,7 +104,9 @@ def test_accepts_paths_and_non_rgb_images(critic: CLIPCritic, tmp_path: Path):
     rgb.save(tmp_path / "a.png")
     from_path = critic.score([tmp_path / "a.png"], IDEA, ELEMENTS)[0]
     assert from_path.elements == pytest.approx(critic.score([rgb], IDEA, ELEMENTS)[0].elements, abs=1e-4)
-    assert critic.score([rgb.convert("RGBA"), rgb.convert("L")], IDEA, ELEMENTS)[0].idea >= 0.0
+    rgba, grey = critic.score([rgb.convert("RGBA"), rgb.convert("L")], IDEA, ELEMENTS)
+    assert rgba.idea == pytest.approx(critic.score([rgb.convert("RGBA").convert("RGB")], IDEA, ELEMENTS)[0].idea, abs=1e-4)
+    assert grey.idea == pytest.approx(critic.score([rgb.convert("L").convert("RGB")], IDEA, ELEMENTS)[0].idea, abs=1e-4)
 
 
 def test_elements_are_stripped_and_deduplicated(critic: CLIPCritic):

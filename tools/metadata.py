@@ -230,8 +230,8 @@ def slugify(text: str, max_len: int = 60, max_bytes: int = MAX_SLUG_BYTES) -> st
     return slug or "image"
 
 
-def _place(temp: Path, target: Path) -> bool:
-    """Give `temp` the name `target` unless that name exists; never overwrites."""
+def link_new(temp: Path, target: Path) -> bool:
+    """Give the file `temp` also the name `target` unless that name exists (then False); never overwrites."""
     try:
         os.link(temp, target)
         return True
@@ -312,7 +312,7 @@ def save_png(
             target = root / (f"{stem}.png" if attempt == 1 else f"{stem}-{attempt}.png")
             if target.parent != root:  # slugify guarantees this; checked so no future change can break it
                 raise InputError(f"file name {target.name!r} would leave the output folder {str(root)!r}")
-            if _place(temp, target):
+            if link_new(temp, target):
                 fsync_dir(root)
                 return target
         raise InputError(f"too many images named {stem}-*.png in {str(root)!r}; use another --out folder")
