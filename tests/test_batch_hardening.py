@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from test_batch import REPO, Recording, check_folder, clean_env, failures, lines, make_forge, public_ideas, write_tsv
 
-from ideaforge.app.batch import store as store_module
+from ideaforge.app.batch import files as files_module
 from ideaforge.app.batch.readers import read_ideas
 from ideaforge.app.batch.run import run_batch
 from ideaforge.app.batch.store import MANIFEST, RUN_FILE, DiskFull, Store
@@ -225,7 +225,7 @@ def test_a_full_disk_stops_the_batch_with_one_error_and_the_folder_resumes(
     path = tmp_path / "ideas.tsv"
     path.write_text("idea\tsteps\n" + "".join(f"{i}\t\n" for i in ideas) + "bad row\t0\n", encoding="utf-8")
     out = tmp_path / "out"
-    real_write, real_save = store_module._write_all, metadata.save_png
+    real_write, real_save = files_module._write_all, metadata.save_png
     state = {"calls": 0}
 
     def full_write(fd: int, data: bytes) -> None:
@@ -248,7 +248,7 @@ def test_a_full_disk_stops_the_batch_with_one_error_and_the_folder_resumes(
     if victim == "png":
         monkeypatch.setattr(metadata, "save_png", full_save)
     else:
-        monkeypatch.setattr(store_module, "_write_all", full_write)
+        monkeypatch.setattr(files_module, "_write_all", full_write)
     with pytest.raises(DiskFull) as caught:
         run_batch(make_forge(tiny_sd_dir, out), path, batch_size=1)
     message = str(caught.value)
@@ -277,7 +277,7 @@ def test_cli_full_disk_is_one_line_and_exit_2(tiny_sd_dir: Path, tmp_path: Path,
     def full(fd: int, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store_module, "_write_all", full)
+    monkeypatch.setattr(files_module, "_write_all", full)
     result = CliRunner().invoke(app, ["batch", str(path), "--out", str(tmp_path / "out"), "--model",
                                       str(tiny_sd_dir), "--engine", "rules", "--no-critique", "--steps", "2",
                                       "--size", "64x64"])
