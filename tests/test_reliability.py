@@ -216,14 +216,16 @@ def test_sigint_during_a_cli_run_keeps_only_whole_images(tiny_sd_dir, tiny_clip_
     with log.open("w") as stderr:
         proc = subprocess.Popen(
             [*EXE, "generate", "a red kitten in a basket", "--model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir),
-             "--steps", "60", "--size", "64x64", "--threshold", "101", "--max-attempts", "20", "--seed", "1",
+             "--steps", "400", "--size", "64x64", "--threshold", "101", "--max-attempts", "20", "--seed", "1",
              "--out", str(out_dir)],
             stdout=subprocess.DEVNULL, stderr=stderr, text=True, env=env,
             # A shell's background job ignores SIGINT and its children inherit that: restore the default.
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
-            # Round 1 is saved and scored, and round 2 begins, once the CLI prints its revision: signal then.
+            # Round 1 is saved and scored, and round 2 begins, once the CLI prints its revision: signal then. Round 2
+            # (400 steps) takes seconds, and the loop may stop after it (two rounds without improvement): the signal
+            # must land inside it.
             wait_for(lambda: "revising" in log.read_text() or proc.poll() is not None, timeout=240)
             assert proc.poll() is None, log.read_text()
             proc.send_signal(signal.SIGINT)
