@@ -1,7 +1,7 @@
-"""Start-up: wall time of `ideaforge --help` and `python -c "import agent"`, and which heavy modules they import.
+"""Start-up: wall time of `ideaforge --help` and `python -c "import ideaforge"`, and which heavy modules they import.
 
 Three commands run as fresh subprocesses, interleaved, `--repeats` times each: the installed `ideaforge` console
-script with `--help`, `python -c "import agent"`, and `python -c "pass"` (the interpreter's own start-up, the
+script with `--help`, `python -c "import ideaforge"`, and `python -c "pass"` (the interpreter's own start-up, the
 floor under both). Then each of the first two runs once more under `python -X importtime`, and the modules it
 imported are checked for torch, diffusers, transformers, langchain and streamlit. Goal: under 0.5 s each, and no
 torch.
@@ -67,7 +67,7 @@ def run(repeats: int) -> dict:
     script = console_script()
     commands = {
         "ideaforge --help": [*script, "--help"],
-        "python -c 'import agent'": [sys.executable, "-c", "import agent"],
+        "python -c 'import ideaforge'": [sys.executable, "-c", "import ideaforge"],
         "python -c 'pass'": [sys.executable, "-c", "pass"],
     }
 
@@ -85,7 +85,7 @@ def run(repeats: int) -> dict:
     # The console script is a Python file: run it under -X importtime with the same interpreter.
     heavy = {
         "ideaforge --help": sorted(imported_modules([script[0], "--help"], env) & set(HEAVY)),
-        "python -c 'import agent'": sorted(imported_modules(["-c", "import agent"], env) & set(HEAVY)),
+        "python -c 'import ideaforge'": sorted(imported_modules(["-c", "import ideaforge"], env) & set(HEAVY)),
     }
     floor = _common.median(times["python -c 'pass'"])
     rows = {}

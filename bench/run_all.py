@@ -121,7 +121,7 @@ def code_state() -> dict[str, Any]:
         done = subprocess.run(["git", *args], cwd=_common.ROOT, capture_output=True, text=True, check=False)
         return done.stdout
 
-    paths = ("agent", "tools", "prompts", "app", "pyproject.toml")
+    paths = ("__init__.py", "errors.py", "agent", "tools", "prompts", "app", "pyproject.toml")
     changed = [line[3:] for line in git("status", "--porcelain", "--", *paths).splitlines() if line.strip()]
     digest = hashlib.sha256(git("diff", "HEAD", "--", *paths).encode())
     for name in changed:  # untracked files are not in the diff: hash their contents too
@@ -382,7 +382,7 @@ def render(
     s = r.get("startup")
     if s:
         floor = s["commands"]["python -c 'pass'"]["median_s"]
-        for name in ("ideaforge --help", "python -c 'import agent'"):
+        for name in ("ideaforge --help", "python -c 'import ideaforge'"):
             row = s["commands"][name]
             torch_free = "torch" not in (row["heavy_imports"] or [])
             w(
@@ -484,7 +484,7 @@ def render(
     w("## 4. Start-up\n")
     w(
         "Fresh subprocesses, interleaved: the installed `ideaforge` console script with `--help`, "
-        '`python -c "import agent"`, and `python -c "pass"` as the floor (the interpreter alone). Then each of the '
+        '`python -c "import ideaforge"`, and `python -c "pass"` as the floor (the interpreter alone). Then each of the '
         "first two once more under `python -X importtime`, whose module list is checked for torch, diffusers, "
         "transformers, langchain, streamlit, numpy and PIL.\n"
     )
