@@ -154,15 +154,15 @@ class StructuredLLM:
             raw = capture.text or getattr(exc, "llm_output", None) or _input_of(exc)
             if isinstance(exc, openai.LengthFinishReasonError):
                 return _Reply(None, "the reply was cut off at the length limit; answer much more briefly", raw)
-            return _Reply(None, "the reply was empty" if not raw.strip() else _short(str(exc)), raw)
+            return _Reply(None, "the reply was empty" if not raw.strip() else short(str(exc)), raw)
         except LLMError:
             raise
         except Exception as exc:
             if is_context_error(exc):
                 raise _ContextFull(str(exc)) from exc
             if is_unsupported_request(exc):
-                raise _Unsupported(_short(reason(exc), 200)) from exc
-            why = _redact(reason(exc), self.settings)
+                raise _Unsupported(short(reason(exc), 200)) from exc
+            why = redact(reason(exc))
             if is_server_failure(exc):
                 self.breaker.trip(why)
             raise LLMError(why) from exc
@@ -227,10 +227,7 @@ def _input_of(exc: Exception) -> str:
     return ""
 
 
-def _short(text: str, limit: int = 300) -> str:
+def short(text: str, limit: int = 300) -> str:
+    """`text` on one line, cut to `limit` characters."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _redact(text: str, settings: Any) -> str:
-    return redact(text)

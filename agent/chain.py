@@ -12,13 +12,14 @@ import threading
 from typing import Any
 
 from ideaforge import prompts
-from ideaforge.agent.ask import StructuredLLM
+from ideaforge.agent.ask import StructuredLLM, short
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
 from ideaforge.agent.models import LLMSpec, PromptSpec
 from ideaforge.agent.rules import _vocab, get_style, rules_spec
 from ideaforge.agent.settings import Settings
 from ideaforge.agent.text import clean_idea, detect_language, has_foreign_script, split_terms
 from ideaforge.errors import InputError, LLMError
+from ideaforge.tools.sanitize import redact
 
 # An LLM reply this far over the budget did not follow the instructions: ask again rather than trim it.
 _FAR_OVER_BUDGET = 2 * 77
@@ -167,7 +168,7 @@ class PromptChain:
 
     def _fallback(self, idea: str, style: dict[str, str] | None, exc: Exception) -> PromptSpec:
         spec = rules_spec(idea, style=style["name"] if style else None, tokenizer=self.tokenizer)
-        why = _redact(describe(exc), self.settings)
+        why = redact(describe(exc))
         spec.warnings.insert(0, f"the openai engine failed ({why}); used the rules engine instead")
         spec.fallback = why
         return spec
@@ -175,7 +176,7 @@ class PromptChain:
     def _require_llm(self, exc: Exception) -> None:
         """With `require_llm`, an LLM failure is an error rather than a quiet switch to the rules engine."""
         if self.settings.require_llm:
-            why = _redact(describe(exc), self.settings)
+            why = redact(describe(exc))
             raise LLMError(f"the LLM failed ({why}) and require_llm is set, so the rules engine did not answer") from None
 
     # -- the three things the chain does ------------------------------------------------------------------
@@ -232,7 +233,7 @@ class PromptChain:
         except Exception as exc:
             self._require_llm(exc)
             out = refine_rules(spec, request, self.tokenizer)
-            why = _redact(describe(exc), self.settings)
+            why = redact(describe(exc))
             out.warnings.insert(0, f"the openai engine failed ({why}); refined with the rules engine")
             return out
         return self.finalize(reply, f"{spec.idea}; {request}", preset, "openai", [])
@@ -264,15 +265,5 @@ def _language(idea: str, claimed: str) -> str:
 def describe(exc: BaseException) -> str:
     """An LLM failure in a few words: `LLMError`s carry their reason, other errors are named."""
     if isinstance(exc, LLMError):
-        return _short(str(exc)) or "LLMError"
-    return f"{type(exc).__name__}: {_short(str(exc))}"
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _redact(text: str, settings: Settings) -> str:
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
-    return text.replace(key, "***") if key else text
+        return short(str(exc)) or "LLMError"
+    return f"{type(exc).__name__}: {short(str(exc))}"

@@ -20,8 +20,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ideaforge.agent.models import PromptSpec, Scores
-from ideaforge.agent.request import MAX_IDEA_CHARS, MAX_SEED, Size
+from ideaforge.agent.request import Size
+from ideaforge.agent.text import MAX_IDEA_CHARS
 from ideaforge.errors import InputError, explain
+from ideaforge.tools.diffusion import MAX_SEED
 
 
 class PngRecord(BaseModel):

@@ -24,12 +24,10 @@ from typing import Annotated, Any, TypeVar
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from ideaforge import prompts
+from ideaforge.agent.text import MAX_IDEA_CHARS
 from ideaforge.errors import InputError, explain
-from ideaforge.tools.diffusion import canonical_scheduler, scheduler_names
+from ideaforge.tools.diffusion import MAX_SEED, MAX_SIDE, canonical_scheduler, scheduler_names
 
-MAX_SEED = 2**32 - 1
-MAX_IDEA_CHARS = 2000
-MAX_SIDE = 4096
 _SIZE = re.compile(r"^\s*(\d{1,5})\s*[x×X]\s*(\d{1,5})\s*$")
 
 
