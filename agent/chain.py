@@ -15,6 +15,7 @@ from ideaforge import prompts
 from ideaforge.agent.ask import StructuredLLM, short
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
 from ideaforge.agent.models import LLMSpec, PromptSpec
+from ideaforge.agent.refine import refine_rules
 from ideaforge.agent.rules import _vocab, get_style, rules_spec
 from ideaforge.agent.settings import Settings
 from ideaforge.agent.text import clean_idea, detect_language, has_foreign_script, split_terms
@@ -237,13 +238,6 @@ class PromptChain:
             out.warnings.insert(0, f"the openai engine failed ({why}); refined with the rules engine")
             return out
         return self.finalize(reply, f"{spec.idea}; {request}", preset, "openai", [])
-
-
-def refine_rules(spec: PromptSpec, request: str, tokenizer: Any) -> PromptSpec:
-    """Offline refinement: the request's words join the idea, the whole is re-optimized."""
-    idea = f"{spec.idea_en}, {request}"
-    out = rules_spec(idea, style=spec.style, tokenizer=tokenizer)
-    return out.model_copy(update={"idea": f"{spec.idea}; {request}"})
 
 
 def _same_prompt(a: str, b: str) -> bool:

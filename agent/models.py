@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ideaforge.tools.sanitize import safe
 
@@ -21,6 +21,47 @@ def _safe(value: Any) -> Any:
     if isinstance(value, list):
         return [_safe(v) for v in value]
     return value
+
+
+CheckKind = Literal["entity", "attribute", "count", "relation", "text", "absent", "style"]
+CHECK_KINDS: tuple[str, ...] = ("entity", "attribute", "count", "relation", "text", "absent", "style")
+
+
+class LLMCheck(BaseModel):
+    """One atomic thing the image must show, as a language model writes it (ids and dependencies come later)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: CheckKind = Field(
+        description="entity (a thing is there), attribute (a thing has a property), count (how many), relation "
+        "(two things related: position or action), text (written text), absent (a thing must NOT be there), "
+        "style (medium or art style)."
+    )
+    subject: str = Field(max_length=80, description="The thing the check is about, a short English noun phrase.")
+    value: str | None = Field(
+        default=None,
+        max_length=200,
+        description="attribute: the property ('red'); count: the number ('3'); relation: the relation ('on', "
+        "'chasing'); text: the exact text to be written; style: the style. Otherwise null.",
+    )
+    object: str | None = Field(default=None, max_length=80, description="relation: the other thing. Otherwise null.")
+
+    @field_validator("subject", "value", "object", mode="before")
+    @classmethod
+    def _no_secrets_or_controls(cls, v: Any) -> Any:
+        return _safe(v).strip() if isinstance(v, str) else v
+
+
+class Check(LLMCheck):
+    """One atomic yes/no check of the image (Davidsonian Scene Graph style), with its id and parents.
+
+    An attribute, count or relation check depends on the existence (`entity`) checks of the things it is about: a
+    critic that finds no kitten need not ask whether the kitten is red.
+    """
+
+    id: int = Field(ge=1, description="1-based id within the spec.")
+    question: str = Field(description="The check as a yes/no question in English; 'yes' means the image passes.")
+    depends_on: list[int] = Field(default_factory=list, description="Ids of the checks this one presupposes.")
 
 
 class LLMSpec(BaseModel):
@@ -49,6 +90,11 @@ class LLMSpec(BaseModel):
         "with their attributes, e.g. ['red kitten', 'wicker basket'].",
         min_length=1,
         max_length=8,
+    )
+    checks: list[LLMCheck] = Field(
+        default_factory=list,
+        max_length=16,
+        description="What the image must show, as atomic checks, most important first.",
     )
     language: str = Field(json_schema_extra={"maxLength": 16}, description="ISO 639-1 code of the language the idea was written in, e.g. 'en', 'zh'.")
 
@@ -87,7 +133,19 @@ class LLMSpec(BaseModel):
 
 
 class PromptSpec(LLMSpec):
-    """An optimized Stable Diffusion prompt for one idea, whichever engine made it."""
+    """An optimized Stable Diffusion prompt for one idea, whichever engine made it.
+
+    `checks` is the checklist the critics verify; `elements` (kept for compatibility) are its entities with their
+    attributes, most important first.
+    """
+
+    checks: list[Check] = Field(  # type: ignore[assignment]
+        default_factory=list, description="What the image must show, as atomic yes/no checks, most important first."
+    )
+    elements: list[str] = Field(  # type: ignore[assignment]
+        default_factory=list,
+        description="The entities of `checks` with their attributes, most important first (kept for compatibility).",
+    )
 
     idea: str = Field(description="The idea as the user typed it.")
     style: str | None = Field(default=None, description="The style preset applied, if any.")
@@ -99,6 +157,12 @@ class PromptSpec(LLMSpec):
     fallback: str | None = Field(
         default=None, description="Why the LLM did not answer, when the rules engine stood in for it."
     )
+
+    @model_validator(mode="after")
+    def _some_element(self) -> PromptSpec:
+        if not self.elements:
+            self.elements = [e.subject for e in self.checks if e.kind == "entity"][:8] or [self.idea_en]
+        return self
 
 
 class Scores(BaseModel):
