@@ -133,6 +133,7 @@ def png_record(spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt, pla
         positive=spec.positive,
         negative=spec.negative,
         elements=spec.elements,
+        checks=list(spec.checks),
         style=spec.style,
         language=spec.language,
         engine=spec.engine,

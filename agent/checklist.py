@@ -48,7 +48,7 @@ def _data() -> dict[str, Any]:
     sets = ["determiners", "pronouns", "pronouns_that_refer", "auxiliaries", "conjunctions", "relative", "adverbs",
             "particles", "colors", "materials", "sizes", "shapes", "textures", "not_attributes", "side_words",
             "verbs", "noun_ing", "ing_adjectives", "text_cues", "text_subjects", "frame_words", "skip_entities",
-            "quantity_nouns", "container_nouns"]
+            "quantity_nouns", "container_nouns", "person_words", "frame_of", "place_words", "time_words"]
     for name in sets:
         d["_" + name] = set(d[name])
     d["_attr"] = d["_colors"] | d["_materials"] | d["_sizes"] | d["_shapes"] | d["_textures"]
@@ -132,6 +132,38 @@ def _tokens(text: str) -> list[Tok]:
                 out.append(Tok(".", ".", m.start() + len(w), m.end(), "PUNCT"))
         else:
             out.append(Tok(m.group("p"), m.group("p"), m.start(), m.end(), "PUNCT"))
+    return out
+
+
+_HAVE = {"with", "has", "have", "having", "wearing", "wears", "wear", "wore"}
+_TEXT_LEADS = {"text", "words", "word", "caption", "message", "title", "slogan", "says", "saying", "reads", "reading",
+               "titled", "entitled", "captioned", "labeled", "labelled"}
+
+
+def _unquoted_text(toks: list[Tok], text: str) -> list[Tok]:
+    """Text to be written without quotes: 'with the text Coffee is what i like', 'Show: MAY THE LORD OPEN'."""
+    out: list[Tok] = []
+    i = 0
+    while i < len(toks):
+        t = toks[i]
+        lead = not t.tag and t.low in _TEXT_LEADS and i + 1 < len(toks) and not toks[i + 1].tag \
+            and toks[i + 1].text[:1].isupper() and toks[i + 1].low not in ("on", "in", "at", "of", "with")
+        caps = not t.tag and len(t.text) > 1 and t.text.isupper() and t.text.isalpha() and i + 1 < len(toks) \
+            and toks[i + 1].text.isupper() and toks[i + 1].text.isalpha() and len(toks[i + 1].text) > 1
+        if not (lead or caps):
+            out.append(t)
+            i += 1
+            continue
+        if lead:
+            out.append(t)
+            i += 1
+        j = i
+        while j < len(toks) and not toks[j].tag and (lead or toks[j].text.isupper()):
+            j += 1
+        span = toks[i:j]
+        raw = text[span[0].start:span[-1].end]
+        out.append(Tok(raw, raw.lower(), span[0].start, span[-1].end, "QUOTE", raw.strip()))
+        i = j
     return out
 
 
@@ -243,6 +275,12 @@ def _tag(toks: list[Tok]) -> None:
         if w in d["_adverbs"] or (tags == {"ADV"}) or (w.endswith("ly") and "ADV" in tags and "NOUN" not in tags):
             t.tag = "ADV"
             continue
+        if prev is not None and prev.tag == "REL" and "VERB" in tags and w not in d["_attr"]:
+            t.tag = "VERB"  # "letters that read ..."
+            continue
+        if w.endswith("ing") and prev is not None and prev.tag == "AUX" and "VERB" in tags:
+            t.tag = "VERB"
+            continue
         if w.endswith("ing") and w not in d["_noun_ing"] and "VERB" in tags:
             before_noun = nxt is not None and (not nxt.tag or nxt.tag in ("NOUN", "ADJ")) and not _verbish(nxt.low)
             if prev is not None and prev.tag in ("DET", "ADJ", "NUM", "POSS") and before_noun:
@@ -261,8 +299,15 @@ def _tag(toks: list[Tok]) -> None:
             else:
                 t.tag = "VERB"
             continue
-        if w in d["_verbs"] and "VERB" in tags and after_head and (_starts_np_word(nxt) or (nxt is not None and nxt.low in d["_prepositions_set"])):
+        if prev is not None and prev.tag == "AUX" and "VERB" in tags and (w.endswith(("ing", "ed", "en")) or w in d["_verbs"]):
+            t.tag = "VERB"  # "is surfing", "is bent over"
+            continue
+        if w in d["_verbs"] and "VERB" in tags and after_head and (
+                _starts_np_word(nxt) or (nxt is not None and (nxt.tag == "PREP" or nxt.low in d["_prepositions_set"]))):
             t.tag = "VERB"  # "person wear hat", "skis in box. basket has skis"
+            continue
+        if "ADJ" in tags and nxt is not None and not nxt.tag and "NOUN" in _forms(nxt.low)[0] and not _verbish(nxt.low):
+            t.tag = "ADJ"  # "two partial faces"
             continue
         if "NOUN" in tags or "PROPN" in tags or not tags:
             t.tag = "NOUN"
@@ -309,6 +354,8 @@ class NP:
     end: int = 0
     negated: bool = False
     quantity: str | None = None  # "a group of women": group
+    owner: str | None = None  # "their left leg": their (resolved to whose leg while reading)
+    owned: bool = False  # named with its owner ("the girl's hair"), which says the relation
 
     @property
     def subject(self) -> str:
@@ -344,11 +391,15 @@ def _chunk(toks: list[Tok]) -> list[Any]:
         adjectives: list[str] = []
         nouns: list[Tok] = []
         quote: str | None = None
+        owner: str | None = None
+        side: list[str] = []
         while i < n:
             t = toks[i]
             if t.tag == "DET":
                 if nouns:
                     break
+                if t.low in ("his", "her", "their", "its"):
+                    owner = t.low
             elif t.tag == "NUM":
                 if nouns:
                     break
@@ -359,7 +410,10 @@ def _chunk(toks: list[Tok]) -> list[Any]:
             elif t.tag == "ADJ":
                 if nouns:
                     break
-                adjectives.append(t.low)
+                if t.low in d["_side_words"] and i + 1 < n and toks[i + 1].tag == "NOUN":
+                    side.append(t.low)  # "left leg" names a part; "left" is not a property of it
+                else:
+                    adjectives.append(t.low)
             elif t.tag == "QUOTE":
                 if nouns or not (i + 1 < n and toks[i + 1].tag == "NOUN"):
                     break
@@ -385,14 +439,20 @@ def _chunk(toks: list[Tok]) -> list[Any]:
                 out.extend(span[:-1])
             continue
         # Colour and material nouns before the head are attributes ("a stone pedestal": stone); the rest is the name.
-        words: list[str] = []
+        words: list[str] = list(side)
         for k, nt in enumerate(nouns):
             last = k == len(nouns) - 1
-            if not last and nt.low in d["_attr"] and not words:
+            if not last and nt.low in d["_attr"] and len(words) == len(side):
                 adjectives.append(nt.low)
             else:
                 words.append(nt.text if nt.text.isupper() or _proper(nt) else nt.low)
-        out.append(NP(words[-1], words, adjectives, count, quote, span[0].start, span[-1].end))
+        if words[-1].lower() in ("color", "colour", "colors", "colours") and adjectives and len(words) == 1:
+            out.append(AP(adjectives, span[0].start, span[-1].end))  # "in yellow and green color"
+            continue
+        # "a Disney graveyard photo": the photo is the frame, the graveyard the thing.
+        if len(words) > 1 and words[-1].lower() in d["_frame_of"]:
+            words = words[:-1]
+        out.append(NP(words[-1], words, adjectives, count, quote, span[0].start, span[-1].end, owner=owner))
     return out
 
 
@@ -427,6 +487,7 @@ class _Reader:
         self.negated: list[NP] = []
         self.removed: list[tuple[int, int]] = []
         self.rephrase: dict[int, str] = {}  # NP start offset -> adjective to insert ("empty")
+        self.history: list[NP] = []  # noun phrases read so far, for pronouns
 
     def add(self, kind: str, subject: str, value: str | None = None, obj: str | None = None) -> None:
         item = (kind, subject, value, obj)
@@ -437,7 +498,8 @@ class _Reader:
         d = self.d
         if np.negated:
             return
-        skip = np.head.lower() in d["_skip_entities"] or np.subject.lower() in d["_skip_entities"]
+        skip = (np.head.lower() in d["_skip_entities"] or np.subject.lower() in d["_skip_entities"]
+                or np.subject.lower() in d["_time_words"] or (np.head.lower() in d["_place_words"] and len(np.words) == 1))
         if not skip:
             self.add("entity", np.subject)
         if np.quote:
@@ -453,7 +515,7 @@ class _Reader:
             self.add("attribute", np.subject, np.quantity)
 
     def run(self) -> None:
-        toks = _merge_phrases(_tokens(self.text))
+        toks = _merge_phrases(_unquoted_text(_tokens(self.text), self.text))
         _tag(toks)
         self._styles(toks)
         units = _chunk(toks)
@@ -487,6 +549,11 @@ class _Reader:
                     inner.quantity = u.head.lower()
                 inner.adjectives = u.adjectives + inner.adjectives
                 out.append(inner)
+                i += 3
+                continue
+            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                    and isinstance(units[i + 2], NP) and u.head.lower() in d["_frame_of"] and len(u.words) == 1):
+                out.append(units[i + 2])  # "a photo of a robot": the robot
                 i += 3
                 continue
             if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
@@ -525,20 +592,60 @@ class _Reader:
                     break
             i += 1
 
+    def resolve(self, pronoun: str, exclude: list[NP]) -> NP | None:
+        """What a pronoun refers to: the latest fitting noun phrase ('it' a thing, 'they' many, 'he' a person)."""
+        d = self.d
+        for np in reversed(self.history):
+            if np in exclude or np.negated:
+                continue
+            plural = _plural(np.subject) or np.count not in (None, 1) or np.quantity is not None
+            if pronoun in ("they", "them", "their", "themselves") and not plural:
+                continue
+            if pronoun in ("it", "its", "itself") and (plural or np.head.lower() in d["_person_words"]):
+                continue
+            if pronoun in ("he", "him", "his", "himself", "she", "her", "herself") and (
+                    plural or np.head.lower() not in d["_person_words"]):
+                continue
+            return np
+        if pronoun in ("he", "him", "his", "himself", "she", "her", "herself", "they", "them", "their") and self.history:
+            return self.history[0]  # the idea's first subject
+        return None
+
     def _sentence(self, units: list[Any]) -> None:
         d = self.d
         subject: NP | None = None  # the clause's subject
         last: NP | None = None  # the last noun phrase
-        group: list[NP] = []  # coordinated noun phrases ("a cat and a dog")
+        group: list[NP] = []  # coordinated noun phrases ("a cat and a dog", "a hat, a vest and a tie")
+        objects = False  # the group is the object of the last relation
         pred: list[str] = []  # the relation being read ("sitting on")
         pred_subject: list[NP] = []
-        last_pred: tuple[list[NP], str] | None = None  # for "wearing a hat and a scarf"
+        pred_verb = False
+        last_pred: tuple[list[NP], str, bool] | None = None  # subjects, predicate, ends with a preposition
         front_prep: str | None = None  # "In the background, there is a tree": in
         front_place: NP | None = None  # ... the background
+        with_host: NP | None = None  # "a chair with the text ...": the chair
         neg: Tok | None = None
         neg_start: int | None = None
         after_aux = False
         prev: Any = None
+
+        def flush() -> None:
+            """A verb with no object: a state of its subject ("a person running", "a man is shaving")."""
+            nonlocal pred
+            if pred and pred_verb and pred_subject and pred[-1] not in d["_prepositions_set"]:
+                for np in pred_subject:
+                    if np is not None and not np.negated:
+                        self.add("attribute", np.subject, " ".join(pred))
+            pred = []
+
+        def relate(np: NP) -> None:
+            nonlocal pred, last_pred, objects, group
+            predicate = " ".join(pred)
+            self._relate(pred_subject, predicate, np)
+            last_pred = (list(pred_subject), predicate, pred[-1] in d["_spatial"])
+            pred = []
+            group, objects = [np], True
+
         for k, u in enumerate(units):
             if isinstance(u, NP):
                 if neg is not None:
@@ -547,117 +654,153 @@ class _Reader:
                     neg, neg_start = None, None
                     prev = u
                     continue
+                if u.owner:
+                    ref = self.resolve(u.owner, exclude=[u])
+                    if ref is not None and ref.subject.lower() not in (w.lower() for w in u.words):
+                        u.words = [f"{ref.subject}'s", *u.words]
+                coordinated = isinstance(prev, Tok) and prev.low in ("and", "or", ",") and bool(group)
+                owner_pred = pred if pred and pred_subject else (last_pred[1].split() if coordinated and objects and last_pred else [])
+                owners = pred_subject if pred else (last_pred[0] if last_pred else [])
+                if owner_pred and owner_pred[-1] in _HAVE and len(owners) == 1 and owners[0] is not None \
+                        and not u.owner and "'s" not in u.subject and u.head.lower() not in d["_skip_entities"]:
+                    u.words = [f"{owners[0].subject}'s", *u.words]  # "a girl with rainbow hair": the girl's hair
+                    u.owned = True
                 self.entity(u)
+                self.history.append(u)
+                coordinated = isinstance(prev, Tok) and prev.low in ("and", "or", ",") and bool(group)
                 if front_prep is not None and front_place is None and subject is None:
                     front_place = u  # the place of a fronted "In the background, ..."
                     prev = u
                     pred = []
                     continue
                 if pred and pred_subject:
-                    self._relate(pred_subject, " ".join(pred), u)
-                    last_pred = (pred_subject, " ".join(pred))
-                    pred = []
-                elif isinstance(prev, Tok) and prev.low in ("and", "or", ",") and last_pred is not None and group:
-                    self._relate(last_pred[0], last_pred[1], u)
-                elif front_place is not None and front_prep is not None and subject is None:
-                    self._relate([u], front_prep, front_place)
-                if isinstance(prev, Tok) and prev.low in ("and", "or") and group and not pred:
+                    relate(u)
+                elif coordinated and objects and last_pred is not None:
+                    self._relate(last_pred[0], last_pred[1], u)  # "wearing a hat and a scarf"
+                    group.append(u)
+                elif coordinated:
                     group.append(u)
                 else:
-                    group = [u]
+                    if front_place is not None and front_prep is not None and subject is None:
+                        self._relate([u], front_prep, front_place)
+                    group, objects = [u], False
                 if subject is None:
                     subject = u
                 last = u
                 after_aux = False
             elif isinstance(u, AP):
-                target = pred_subject if pred else ([last] if last else ([subject] if subject else []))
-                if pred and pred[-1] in d["_material_preps"] | {"in", "of", "with"}:
-                    pass
+                target = pred_subject if (pred or after_aux) and pred_subject else ([last] if last else [])
                 for np in target:
                     if np is not None and not np.negated:
                         for adj in u.adjectives:
                             if adj not in d["_not_attributes"]:
-                                self.add("attribute", np.subject, adj)
+                                value = f"{' '.join(pred)} {adj}" if pred and pred_verb else adj
+                                self.add("attribute", np.subject, value)
                 pred = []
             elif u.tag == "QUOTE":
-                owner = last if (isinstance(prev, NP) or (isinstance(prev, Tok) and prev.low in ("with", "of", ":"))) else None
-                if owner is None and pred_subject:
-                    owner = pred_subject[0]
-                if owner is None:
+                owner: NP | None = None
+                if isinstance(prev, NP):
+                    owner = prev  # "the word 'START'", "a computer with the word 'delete'": the word
+                elif isinstance(prev, Tok) and prev.tag == "VERB" and pred_subject:
+                    owner = pred_subject[0]  # "a sign that says ..."
+                elif isinstance(prev, Tok) and prev.low in ("with", ":") and last is not None:
+                    owner = last
+                else:
                     owner = last
                 self.add("text", owner.subject if owner is not None else "text", u.value)
                 pred = []
-            elif u.tag in ("NEG",):
+            elif u.tag == "NEG":
                 neg = u
                 neg_start = self._lead_in(units, k)
             elif u.tag == "NEGSUF":
                 self.negated.append(NP(u.value, [u.value], start=u.start, end=u.end, negated=True))
                 self.removed.append((u.start, u.end))
             elif u.tag == "PRON":
-                ref = last if u.low in ("it", "itself") and last is not None else subject
-                if u.low in d["_pronouns_that_refer"] and ref is not None:
-                    if pred and pred_subject:
-                        self._relate(pred_subject, " ".join(pred), ref)
-                        pred = []
-                    elif subject is None or not pred:
-                        subject = ref
-                        last = ref
-                        group = [ref]
-                prev = ref if ref is not None else u
-                continue
+                if u.low in d["_pronouns_that_refer"]:
+                    ref = self.resolve(u.low, exclude=pred_subject if pred else [])
+                    if ref is not None:
+                        if pred and pred_subject:
+                            relate(ref)
+                        else:
+                            subject = subject or ref
+                            last = ref
+                            group, objects = [ref], False
+                        prev = ref
+                        continue
             elif u.tag == "VERB":
-                text_cue = u.low in d["_text_cues"]
-                if pred and pred_subject and not after_aux and not pred[-1] in d["_spatial"]:
-                    pred.append(u.low)
+                if pred and pred_verb and isinstance(prev, Tok) and prev.tag in ("VERB", "ADV", "AUX"):
+                    pred.append(u.low)  # "appears to be leaning", "is being held"
                 else:
-                    if isinstance(prev, NP) and prev is not subject and last_pred is not None and prev is not None \
-                            and last_pred[0] and last_pred[0][0] is not prev:
-                        who = last_pred[0]  # "a man standing on the beach vacuuming sand": the man
-                    elif isinstance(prev, Tok) and prev.tag == "REL" and last is not None:
-                        who = [last]
+                    flush()
+                    if isinstance(prev, Tok) and prev.tag == "REL" and last is not None:
+                        who = group if objects is False and last in group else [last]
                     elif isinstance(prev, NP):
-                        who = group if group and prev in group else [prev]
+                        if objects and last_pred is not None and last_pred[2]:
+                            who = last_pred[0]  # "a man standing on the beach vacuuming sand": the man
+                        elif objects:
+                            who = [prev]  # "a meme showing a cat attacking a shoe": the cat
+                        else:
+                            who = group if prev in group else [prev]
+                    elif after_aux and pred_subject:
+                        who = pred_subject
                     else:
-                        who = group or ([subject] if subject else [])
+                        who = group if (group and not objects) else ([subject] if subject else [])
                     pred_subject = [w for w in who if w is not None]
                     pred = [u.low]
-                if text_cue:
-                    pass
+                    pred_verb = True
                 after_aux = False
             elif u.tag == "AUX":
                 if not pred:
-                    pred_subject = group or ([last] if last else [])
+                    pred_subject = group if (group and not objects) else ([last] if last else [])
+                    pred_verb = False
                 after_aux = True
             elif u.tag == "PREP":
-                if pred and (pred[-1] not in d["_spatial"] or after_aux):
-                    pred.append(u.value or u.low)  # "sitting on", "is on"
+                prep = u.value or u.low
+                if prep == "with" and last is not None:
+                    with_host = last
+                if pred and pred_verb and (pred[-1] not in d["_spatial"] or isinstance(prev, Tok)):
+                    pred.append(prep)  # "sitting on", "looking out of"
+                elif after_aux and not pred and pred_subject:
+                    pred = [prep]  # "is on"
+                    pred_verb = False
                 elif last is None:
-                    front_prep = u.value or u.low  # a fronted place: the next noun phrase is where
+                    front_prep = prep  # a fronted place: the next noun phrase is where
                     pred = []
                 else:
-                    pred_subject = group if group and last in group else [last]
-                    pred = [u.value or u.low]
+                    if objects and last_pred is not None and last_pred[2] and prep in d["_spatial"] and prev is last:
+                        pred_subject = last_pred[0]  # "a cat on a mat under a tree": the cat, under the tree
+                    else:
+                        pred_subject = group if group and last in group else [last]
+                    pred = [prep]
+                    pred_verb = False
                 after_aux = False
             elif u.tag in ("CONJ", "PUNCT"):
-                if u.low in (",",) and pred and not pred_subject:
+                if pred_verb and pred and u.low in (",", "and", "but", "while", "as", "when", "whereas", "–", "—", "-"):
+                    flush()
+                if u.low in ("while", "as", "when", "but", "whereas"):
                     pred = []
-                if u.low in ("while", "as", "when", "but"):
-                    pred = []
+                    group, objects = [], False
+                    after_aux = False
             elif u.tag == "REL":
                 pred = []
-            elif u.tag == "ADV":
-                pass
             prev = u
-        # Verbs with nothing after them are states of their subject ("a person running", "a man is shaving").
-        if pred and pred_subject:
-            for np in pred_subject:
-                if np is not None and not np.negated:
-                    self.add("attribute", np.subject, " ".join(pred))
+        flush()
 
     def _relate(self, subjects: list[NP], predicate: str, obj: NP) -> None:
         d = self.d
+        head = obj.head.lower()
         for s in subjects:
             if s is None or s is obj or s.negated or obj.negated:
+                continue
+            if head in ("color", "colour", "colors", "colours", "shade", "tone"):
+                continue
+            if head in d["_frame_of"] and len(obj.words) == 1:
+                continue  # "a woman in the image"
+            if head in d["_time_words"] or obj.subject.lower() in d["_time_words"]:
+                self.add("attribute", s.subject, f"{predicate} {obj.subject}")  # "at dusk"
+                continue
+            if head in d["_place_words"] and len(obj.words) == 1:
+                self.add("attribute", s.subject, f"{predicate} the {obj.subject}")  # "in the center"
                 continue
             if predicate in d["_material_preps"]:
                 self.add("attribute", s.subject, f"{predicate} {obj.subject}")
@@ -801,6 +944,9 @@ def question(check: LLMCheck) -> str:
     """The check as a yes/no question in English, 'yes' meaning the image passes."""
     s, v, o = check.subject, check.value or "", check.object or ""
     be = "Are" if _plural(s) else "Is"
+    if check.kind == "entity" and "'s " in s:
+        owner, _, part = s.rpartition("'s ")
+        return f"Does the {owner} have {_article(part)}?"
     if check.kind == "entity":
         return f"{'Are' if _plural(s) else 'Is'} there {_article(s)}?"
     if check.kind == "attribute":
@@ -812,7 +958,9 @@ def question(check: LLMCheck) -> str:
         word = _data()["_numbers_back"].get(n, v) if n is not None else v
         return f"Are there exactly {word} {s}?" if n != 1 else f"Is there exactly one {s}?"
     if check.kind == "relation":
-        if v in ("has", "have", "with", "had"):
+        if o.lower().startswith(f"{s.lower()}'s "):
+            o = o[len(s) + 3:]  # "the girl's hair": the girl has hair
+        if v in _HAVE or v == "had":
             return f"Does the {s} have {_article(o)}?"
         return f"{be} the {s} {_ing(v)} the {o}?"
     if check.kind == "text":

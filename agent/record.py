@@ -3,7 +3,8 @@
 The forge writes it, and `IdeaForge.reproduce` (`ideaforge generate --from`), batch resume and the Ray executor
 read it back through this model, so a hand-edited or damaged record fails with one line naming the field, never
 with a `KeyError` deep inside. Records written by earlier versions (without `candidate`, `loras`, ...) still read:
-every field but the idea, the prompt and the seed has a default.
+every field but the idea, the prompt and the seed has a default (a record without `checks` restores a spec without
+a checklist).
 
 Example:
     >>> record = PngRecord(idea="a red kitten", positive="red kitten, basket", seed=7, model="sd-turbo")
@@ -19,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ideaforge.agent.models import PromptSpec, Scores
+from ideaforge.agent.models import Check, PromptSpec, Scores
 from ideaforge.agent.request import Size
 from ideaforge.agent.text import MAX_IDEA_CHARS
 from ideaforge.errors import InputError, explain
@@ -36,6 +37,7 @@ class PngRecord(BaseModel):
     positive: str = Field(min_length=1, description="The positive prompt, exactly as generated.")
     negative: str = Field(default="", description="The negative prompt, exactly as generated.")
     elements: list[str] = Field(default_factory=list, description="The idea's key visual elements.")
+    checks: list[Check] = Field(default_factory=list, description="The checklist the image was made and scored by.")
     style: str | None = Field(default=None, description="The style preset applied, if any.")
     language: str = Field(default="en", description="ISO 639-1 code of the idea's language.")
     engine: str = Field(default="rules", description="The prompt engine that wrote the prompt.")
@@ -71,6 +73,7 @@ class PngRecord(BaseModel):
             positive=self.positive,
             negative=self.negative,
             elements=self.elements,
+            checks=self.checks,
             language=self.language,
             style=self.style,
             engine=self.engine,

@@ -12,7 +12,8 @@ from typing import Any
 
 from ideaforge import prompts
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
-from ideaforge.agent.models import PromptSpec
+from ideaforge.agent.checklist import analyze, elements, link
+from ideaforge.agent.models import LLMCheck, PromptSpec
 from ideaforge.agent.text import detect_language, join_terms, split_terms, stem, words
 from ideaforge.errors import InputError
 from ideaforge.tools.diffusion.weighting import plain_prompt
@@ -157,31 +158,40 @@ def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) ->
             f"the rules engine cannot translate {language!r} ideas, so the idea is passed through untranslated; "
             "configure an LLM (--engine openai with OPENAI_API_KEY or --llm-base-url) to translate it"
         )
-    cats = categories(idea_en)
-    subject = [idea_en]
+    reading = analyze(idea_en) if language == "en" else None
+    # What the idea says must not be there leaves the positive prompt and leads the negative one.
+    shown = reading.positive if reading is not None and reading.positive.strip() else idea_en
+    negated = reading.negated if reading is not None else []
+    cats = categories(shown)
+    subject = [shown]
     if preset:
         styled = split_terms(preset["prompt"].replace("{prompt}", "\x00"))
-        subject = [t.replace("\x00", idea_en) for t in styled if "\x00" in t]
+        subject = [t.replace("\x00", shown) for t in styled if "\x00" in t]
         extra_style = [t for t in styled if "\x00" not in t]
     else:
         extra_style = []
-    positive_terms = subject + extra_style + _enhancements(idea_en, cats, preset)
+    positive_terms = subject + extra_style + _enhancements(shown, cats, preset)
     positive, fit_warnings = fit_terms(positive_terms, tok, protected=len(subject))
     if fit_warnings:
         # Too long even alone: keep the idea's content words rather than its articles and prepositions.
-        compact = " ".join(w for w in idea_en.split() if w.lower().strip(",.;:") not in v["_stopwords"])
-        positive, fit_warnings = fit_terms([compact] + extra_style, tok, protected=1)
+        positive, fit_warnings = fit_terms([compact_words(shown, v["_stopwords"])] + extra_style, tok, protected=1)
         warnings.append("the idea is longer than CLIP's 77 tokens; articles and prepositions were dropped to fit")
     warnings.extend(fit_warnings)
-    negative_terms, _ = remove_contradictions(_negative_terms(cats, preset), idea_en, v["_stopwords"])
-    negative, neg_warnings = fit_terms(negative_terms, tok, protected=0)
+    negative_terms, _ = remove_contradictions(_negative_terms(cats, preset), shown, v["_stopwords"])
+    negative, neg_warnings = fit_terms(negated + negative_terms, tok, protected=0)
     warnings.extend(neg_warnings)
+    checks = list(reading.checks) if reading is not None else link([LLMCheck(kind="entity", subject=idea_en)])
+    if preset:
+        checks = link([*checks, LLMCheck(kind="style", subject="image", value=preset["name"])])
+    if any(c.kind == "text" for c in checks):
+        warnings.append(TEXT_WARNING)
     return PromptSpec(
         idea=idea,
         idea_en=idea_en,
         positive=positive,
         negative=negative,
-        elements=extract_elements(idea_en) if language == "en" else [idea_en],
+        checks=checks,
+        elements=elements(checks) or [shown],
         language=language,
         style=preset["name"] if preset else None,
         engine="rules",
@@ -189,6 +199,24 @@ def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) ->
         positive_tokens=count(positive, tok),
         negative_tokens=count(negative, tok),
     )
+
+
+TEXT_WARNING = (
+    "the idea asks for written text: Stable Diffusion 1.x/2.x and SDXL render text poorly (expect misspellings); "
+    "FLUX and SD 3.5 do better"
+)
+_QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![\w'’])'[^']+'(?![\w])")
+
+
+def compact_words(text: str, stopwords: set[str]) -> str:
+    """The text without articles and prepositions, quoted text kept exactly as written."""
+    out, pos = [], 0
+    for m in _QUOTED.finditer(text):
+        out.extend(w for w in text[pos:m.start()].split() if w.lower().strip(",.;:") not in stopwords)
+        out.append(m.group(0))
+        pos = m.end()
+    out.extend(w for w in text[pos:].split() if w.lower().strip(",.;:") not in stopwords)
+    return " ".join(out)
 
 
 __all__ = ["rules_spec", "revise_rules", "get_style", "categories", "extract_elements"]
