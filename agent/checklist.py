@@ -48,7 +48,7 @@ def _data() -> dict[str, Any]:
     sets = ["determiners", "pronouns", "pronouns_that_refer", "auxiliaries", "conjunctions", "relative", "adverbs",
             "particles", "colors", "materials", "sizes", "shapes", "textures", "not_attributes", "side_words",
             "verbs", "noun_ing", "ing_adjectives", "text_cues", "text_subjects", "frame_words", "skip_entities",
-            "quantity_nouns", "container_nouns", "person_words", "frame_of", "place_words", "time_words"]
+            "quantity_nouns", "container_nouns", "person_words", "plural_only", "mass_nouns", "frame_of", "place_words", "time_words"]
     for name in sets:
         d["_" + name] = set(d[name])
     d["_attr"] = d["_colors"] | d["_materials"] | d["_sizes"] | d["_shapes"] | d["_textures"]
@@ -221,7 +221,7 @@ def _tag(toks: list[Tok]) -> None:
         if t.tag:
             continue
         w = t.low
-        if w.isdigit():
+        if w.isascii() and w.isdigit() and len(w) < 7:
             t.tag, t.value = "NUM", int(w)
         elif w in d["number_words"] and w not in ("one", "single", "lone", "both"):
             t.tag, t.value = "NUM", d["number_words"][w]
@@ -662,6 +662,8 @@ class _Reader:
                 owner_pred = pred if pred and pred_subject else (last_pred[1].split() if coordinated and objects and last_pred else [])
                 owners = pred_subject if pred else (last_pred[0] if last_pred else [])
                 if owner_pred and owner_pred[-1] in _HAVE and len(owners) == 1 and owners[0] is not None \
+                        and (owner_pred[-1] != "with" or u.adjectives) \
+                        and owners[0].head.lower() not in d["_time_words"] | d["_skip_entities"] \
                         and not u.owner and "'s" not in u.subject and u.head.lower() not in d["_skip_entities"]:
                     u.words = [f"{owners[0].subject}'s", *u.words]  # "a girl with rainbow hair": the girl's hair
                     u.owned = True
@@ -767,7 +769,8 @@ class _Reader:
                     front_prep = prep  # a fronted place: the next noun phrase is where
                     pred = []
                 else:
-                    if objects and last_pred is not None and last_pred[2] and prep in d["_spatial"] and prev is last:
+                    if objects and last_pred is not None and last_pred[2] and (prep in d["_spatial"] or prep == "with") \
+                            and prev is last:
                         pred_subject = last_pred[0]  # "a cat on a mat under a tree": the cat, under the tree
                     else:
                         pred_subject = group if group and last in group else [last]
@@ -854,6 +857,8 @@ class _Reader:
         self.removed.append((start, end))
         if host is not None:
             word = self.d["negation"]["rephrase"].get(lemma(np.head))
+            if word == "empty" and lemma(host.head) not in self.d["negation"]["empty_hosts"]:
+                word = None  # "an empty street", but not "an empty dog"
             if word and word not in host.adjectives:
                 self.rephrase[host.start] = word
 
@@ -914,13 +919,13 @@ def analyze(idea_en: str) -> Analysis:
 # -- questions, ids, dependencies, elements --------------------------------------------------------------------------
 def _plural(subject: str) -> bool:
     last = subject.split()[-1].lower() if subject.split() else ""
-    if last in ("people", "children", "men", "women", "feet", "teeth", "mice", "geese", "police", "cattle", "sheep", "fish"):
-        return last not in ("sheep", "fish")
+    if last in _data()["_plural_only"]:
+        return True
     return last.endswith("s") and not last.endswith(("ss", "us", "is", "ys")) and lemma(last) != last
 
 
 def _article(subject: str) -> str:
-    if _plural(subject):
+    if _plural(subject) or (subject.split() and subject.split()[-1].lower() in _data()["_mass_nouns"]):
         return subject
     return ("an " if subject[:1].lower() in "aeiou" else "a ") + subject
 
@@ -952,16 +957,21 @@ def question(check: LLMCheck) -> str:
     if check.kind == "attribute":
         if v.split()[0] in _data()["_material_preps"] if v else False:
             return f"{be} the {s} {v}?"
-        return f"{be} the {s} {_ing(v) if ' ' not in v else v}?"
+        word = v.lower()
+        verb = " " not in word and word not in _data()["_attr"] and (
+            word in _data()["_verbs"] or _forms(word)[0] == frozenset({"VERB"}))
+        return f"{be} the {s} {_ing(v) if verb else v}?"
     if check.kind == "count":
-        n = int(v) if v.isdigit() else None
+        n = int(v) if v.isascii() and v.isdigit() and len(v) < 7 else None
         word = _data()["_numbers_back"].get(n, v) if n is not None else v
         return f"Are there exactly {word} {s}?" if n != 1 else f"Is there exactly one {s}?"
     if check.kind == "relation":
         if o.lower().startswith(f"{s.lower()}'s "):
             o = o[len(s) + 3:]  # "the girl's hair": the girl has hair
-        if v in _HAVE or v == "had":
+        if v in ("with", "has", "have", "had", "having"):
             return f"Does the {s} have {_article(o)}?"
+        if o != (check.object or ""):
+            return f"{be} the {s} {_ing(v)} {_article(o)}?"
         return f"{be} the {s} {_ing(v)} the {o}?"
     if check.kind == "text":
         where = "the image" if s.lower() in ("text", "image") else f"the {s}"
@@ -1037,7 +1047,8 @@ def elements(checks: list[Check], limit: int = 8) -> list[str]:
         adjs = [a.value for a in checks if a.kind == "attribute" and _key(a.subject) == key and a.value
                 and len(a.value.split()) == 1 and a.value.lower() in _data()["_attr"]]
         count = next((a.value for a in checks if a.kind == "count" and _key(a.subject) == key and a.value), None)
-        words = ([_data()["_numbers_back"].get(int(count), count)] if count and count.isdigit() else []) + adjs[:2] + [c.subject]
+        number = int(count) if count and count.isascii() and count.isdigit() and len(count) < 7 else None
+        words = ([_data()["_numbers_back"].get(number, count)] if number is not None and count else []) + adjs[:2] + [c.subject]
         phrase = " ".join(words)
         if phrase.lower() not in (o.lower() for o in out):
             out.append(phrase)

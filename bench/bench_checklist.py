@@ -193,7 +193,8 @@ def budget_and_speed(ideas: list[str], tok: Any) -> dict[str, Any]:
         spec = rules_spec(idea, tokenizer=tok)
         times.append(time.perf_counter() - started)
         within += spec.positive_tokens <= 77 and spec.negative_tokens <= 77
-        kept = content_stems(analyze(idea).positive, stop)
+        # Quoted text is to be written, not drawn as a thing ("a bar without a wrapper, with the word 'WRAPPER'").
+        kept = content_stems(re.sub(r"\"[^\"]*\"|'[^']*'|“[^”]*”", " ", analyze(idea).positive), stop)
         contradictions += sum(bool(content_stems(t, stop) & kept) for t in split_terms(spec.negative))
     return {"ideas": len(ideas), "within_budget": within / len(ideas), "contradictions": contradictions,
             "ms_median": 1000 * statistics.median(times), "ms_p95": 1000 * _common.p95(times)}
