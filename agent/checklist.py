@@ -135,6 +135,7 @@ def _tokens(text: str) -> list[Tok]:
     return out
 
 
+_ENDS = {"up", "down", "out", "off", "over", "away", "back", "forward", "around", "apart", "aside", "inside", "outside"}
 _HAVE = {"with", "has", "have", "having", "wearing", "wears", "wear", "wore"}
 _TEXT_LEADS = {"text", "words", "word", "caption", "message", "title", "slogan", "says", "saying", "reads", "reading",
                "titled", "entitled", "captioned", "labeled", "labelled"}
@@ -408,7 +409,7 @@ def _chunk(toks: list[Tok]) -> list[Any]:
                 if nouns or not _np_ahead(toks, i):
                     break
             elif t.tag == "ADJ":
-                if nouns:
+                if nouns and not all(x.tag == "POSS" for x in nouns):
                     break
                 if t.low in d["_side_words"] and i + 1 < n and toks[i + 1].tag == "NOUN":
                     side.append(t.low)  # "left leg" names a part; "left" is not a property of it
@@ -599,7 +600,7 @@ class _Reader:
             if np in exclude or np.negated:
                 continue
             plural = _plural(np.subject) or np.count not in (None, 1) or np.quantity is not None
-            if pronoun in ("they", "them", "their", "themselves") and not plural:
+            if pronoun in ("they", "them", "their", "themselves") and not plural and np.head.lower() not in d["_person_words"]:
                 continue
             if pronoun in ("it", "its", "itself") and (plural or np.head.lower() in d["_person_words"]):
                 continue
@@ -632,7 +633,7 @@ class _Reader:
         def flush() -> None:
             """A verb with no object: a state of its subject ("a person running", "a man is shaving")."""
             nonlocal pred
-            if pred and pred_verb and pred_subject and pred[-1] not in d["_prepositions_set"]:
+            if pred and pred_verb and pred_subject and (pred[-1] not in d["_prepositions_set"] or pred[-1] in _ENDS):
                 for np in pred_subject:
                     if np is not None and not np.negated:
                         self.add("attribute", np.subject, " ".join(pred))
@@ -658,7 +659,8 @@ class _Reader:
                     ref = self.resolve(u.owner, exclude=[u])
                     if ref is not None and ref.subject.lower() not in (w.lower() for w in u.words):
                         u.words = [f"{ref.subject}'s", *u.words]
-                coordinated = isinstance(prev, Tok) and prev.low in ("and", "or", ",") and bool(group)
+                coordinated = isinstance(prev, Tok) and bool(group) and (
+                    prev.low in ("and", "or") or (prev.low == "," and objects))
                 owner_pred = pred if pred and pred_subject else (last_pred[1].split() if coordinated and objects and last_pred else [])
                 owners = pred_subject if pred else (last_pred[0] if last_pred else [])
                 if owner_pred and owner_pred[-1] in _HAVE and len(owners) == 1 and owners[0] is not None \
@@ -669,7 +671,6 @@ class _Reader:
                     u.owned = True
                 self.entity(u)
                 self.history.append(u)
-                coordinated = isinstance(prev, Tok) and prev.low in ("and", "or", ",") and bool(group)
                 if front_prep is not None and front_place is None and subject is None:
                     front_place = u  # the place of a fronted "In the background, ..."
                     prev = u
@@ -753,7 +754,10 @@ class _Reader:
                 after_aux = False
             elif u.tag == "AUX":
                 if not pred:
-                    pred_subject = group if (group and not objects) else ([last] if last else [])
+                    if objects and last_pred is not None:
+                        pred_subject = last_pred[0]  # "a man in a white uniform is standing": the man
+                    else:
+                        pred_subject = group if (group and not objects) else ([last] if last else [])
                     pred_verb = False
                 after_aux = True
             elif u.tag == "PREP":
@@ -786,6 +790,12 @@ class _Reader:
                     after_aux = False
             elif u.tag == "REL":
                 pred = []
+            elif u.tag == "ADV" and pred_subject and (after_aux or (pred and pred_verb)) and u.low not in ("there", "also", "too", "all", "each", "both"):
+                pred = [*pred, u.low]  # "the right arm is straight down", "bent forward"
+                pred_verb = True
+                if after_aux:
+                    prev = u
+                    continue
             prev = u
         flush()
 
