@@ -48,12 +48,14 @@ def _data() -> dict[str, Any]:
     sets = ["determiners", "pronouns", "pronouns_that_refer", "auxiliaries", "conjunctions", "relative", "adverbs",
             "particles", "colors", "materials", "sizes", "shapes", "textures", "not_attributes", "side_words",
             "verbs", "noun_ing", "ing_adjectives", "text_cues", "text_subjects", "frame_words", "skip_entities",
-            "quantity_nouns", "container_nouns", "person_words", "plural_only", "mass_nouns", "frame_of", "place_words", "time_words"]
+            "quantity_nouns", "container_nouns", "person_words", "plural_only", "mass_nouns", "body_parts", "frame_of", "place_words", "time_words"]
     for name in sets:
         d["_" + name] = set(d[name])
     d["_attr"] = d["_colors"] | d["_materials"] | d["_sizes"] | d["_shapes"] | d["_textures"]
     d["_spatial"] = set(d["spatial_prepositions"])
     d["_prepositions_set"] = {p for p in d["prepositions"] if " " not in p}
+    vocab = prompts.vocabulary()["categories"]
+    d["_animate"] = d["_person_words"] | set(vocab["people"]["keywords"]) | set(vocab["animals"]["keywords"])
     d["_material_preps"] = set(d["material_prepositions"])
     neg = d["negation"]
     # Multi-word phrases by their first word, longest first: prepositions, numbers, negation and style cues.
@@ -69,6 +71,10 @@ def _data() -> dict[str, Any]:
         add(t, "neg")
     for t, n in d["number_words"].items():
         add(t, "num", n)
+    for t in d["vague_counts"]:
+        if " " in t and t not in d["number_words"] and t not in ("a group of",):
+            add(t, "num", t.removesuffix(" of").removeprefix("a ") if t != "a few" else t)
+    d["_vague"] = {t for t in d["vague_counts"] if " " not in t}
     for t in d["prepositions"]:
         add(t, "prep")
     for t in d["style_cues"]:
@@ -224,6 +230,8 @@ def _tag(toks: list[Tok]) -> None:
         w = t.low
         if w.isascii() and w.isdigit() and len(w) < 7:
             t.tag, t.value = "NUM", int(w)
+        elif w in d["_vague"] and i + 1 < len(toks) and toks[i + 1].tag in ("", "ADJ", "NOUN"):
+            t.tag, t.value = "NUM", w  # "several people", "few leaves"
         elif w in d["number_words"] and w not in ("one", "single", "lone", "both"):
             t.tag, t.value = "NUM", d["number_words"][w]
         elif w in ("no", "without", "zero", "minus", "sans", "lacking"):
@@ -284,8 +292,9 @@ def _tag(toks: list[Tok]) -> None:
             continue
         if w.endswith("ing") and w not in d["_noun_ing"] and "VERB" in tags:
             before_noun = nxt is not None and (not nxt.tag or nxt.tag in ("NOUN", "ADJ")) and not _verbish(nxt.low)
-            if prev is not None and prev.tag in ("DET", "ADJ", "NUM", "POSS") and before_noun:
-                t.tag = "ADJ"  # "a flying car"
+            if (prev is None or prev.tag in ("DET", "ADJ", "NUM", "POSS", "PUNCT")) and before_noun:
+                # "a flying car" (a participle) but "a dining table" (a compound noun)
+                t.tag = "ADJ" if w in d["_ing_adjectives"] else "NOUN"
             elif prev is not None and prev.tag in ("DET", "POSS") and "NOUN" in tags:
                 t.tag = "NOUN"  # "a painting"
             else:
@@ -349,7 +358,7 @@ class NP:
     head: str  # the head noun as written
     words: list[str]  # compound: noun modifiers and head, as written ("traffic light", "person's head")
     adjectives: list[str] = field(default_factory=list)
-    count: int | None = None
+    count: int | str | None = None  # a number, or a vague amount ("several")
     quote: str | None = None
     start: int = 0
     end: int = 0
@@ -388,7 +397,7 @@ def _chunk(toks: list[Tok]) -> list[Any]:
             i += 1
             continue
         start = i
-        count: int | None = None
+        count: int | str | None = None
         adjectives: list[str] = []
         nouns: list[Tok] = []
         quote: str | None = None
@@ -507,7 +516,7 @@ class _Reader:
             self.add("text", np.subject if not skip else "text", np.quote)
         if skip:
             return
-        if np.count is not None and np.count > 0:
+        if np.count is not None and np.count != 0:
             self.add("count", np.subject, str(np.count))
         for adj in np.adjectives:
             if adj not in d["_not_attributes"] and adj not in d["_determiners"]:
@@ -593,11 +602,19 @@ class _Reader:
                     break
             i += 1
 
-    def resolve(self, pronoun: str, exclude: list[NP]) -> NP | None:
-        """What a pronoun refers to: the latest fitting noun phrase ('it' a thing, 'they' many, 'he' a person)."""
+    def resolve(self, pronoun: str, exclude: list[NP], animate: bool = False) -> NP | None:
+        """What a pronoun refers to: the latest fitting noun phrase ('it' a thing, 'they' many, 'he' a person).
+
+        `animate`: the pronoun owns a body part ("its mouth"), so only a person or an animal fits.
+        """
         d = self.d
         for np in reversed(self.history):
-            if np in exclude or np.negated:
+            if np in exclude or np.negated or "'s" in np.subject:
+                continue
+            if animate:
+                if np.head.lower() in d["_animate"] or lemma(np.head) in d["_animate"]:
+                    if pronoun not in ("they", "them", "their") or _plural(np.subject) or np.head.lower() in d["_person_words"]:
+                        return np
                 continue
             plural = _plural(np.subject) or np.count not in (None, 1) or np.quantity is not None
             if pronoun in ("they", "them", "their", "themselves") and not plural and np.head.lower() not in d["_person_words"]:
@@ -655,8 +672,14 @@ class _Reader:
                     neg, neg_start = None, None
                     prev = u
                     continue
-                if u.owner:
-                    ref = self.resolve(u.owner, exclude=[u])
+                part = lemma(u.head) in d["_body_parts"] and "'s" not in u.subject
+                if part and not u.owner and (u.start == 0 or self.text[max(0, u.start - 4):u.start].lower().strip() in ("the", "")):
+                    u.owner = "its"  # "The right arm is extended" in a text about a person: the person's arm
+                    ref = self.resolve("its", exclude=[u], animate=True)
+                    if ref is not None:
+                        u.words = [f"{ref.subject}'s", *u.words]
+                elif u.owner:
+                    ref = self.resolve(u.owner, exclude=[u], animate=part)
                     if ref is not None and ref.subject.lower() not in (w.lower() for w in u.words):
                         u.words = [f"{ref.subject}'s", *u.words]
                 coordinated = isinstance(prev, Tok) and bool(group) and (
@@ -973,7 +996,9 @@ def question(check: LLMCheck) -> str:
         return f"{be} the {s} {_ing(v) if verb else v}?"
     if check.kind == "count":
         n = int(v) if v.isascii() and v.isdigit() and len(v) < 7 else None
-        word = _data()["_numbers_back"].get(n, v) if n is not None else v
+        if n is None:
+            return f"Are there {v} {s}?"  # "Are there several people?"
+        word = _data()["_numbers_back"].get(n, v)
         return f"Are there exactly {word} {s}?" if n != 1 else f"Is there exactly one {s}?"
     if check.kind == "relation":
         if o.lower().startswith(f"{s.lower()}'s "):
