@@ -452,6 +452,8 @@ def _chunk(toks: list[Tok]) -> list[Any]:
         words: list[str] = list(side)
         for k, nt in enumerate(nouns):
             last = k == len(nouns) - 1
+            if not last and nt.low in ("color", "colour", "colored", "coloured"):
+                continue  # "yellow color objects": the colour is said by the adjective
             if not last and nt.low in d["_attr"] and len(words) == len(side):
                 adjectives.append(nt.low)
             else:
@@ -687,7 +689,7 @@ class _Reader:
                 owner_pred = pred if pred and pred_subject else (last_pred[1].split() if coordinated and objects and last_pred else [])
                 owners = pred_subject if pred else (last_pred[0] if last_pred else [])
                 if owner_pred and owner_pred[-1] in _HAVE and len(owners) == 1 and owners[0] is not None \
-                        and (owner_pred[-1] != "with" or u.adjectives) \
+                        and (owner_pred[-1] != "with" or (u.adjectives and owners[0] is subject)) \
                         and owners[0].head.lower() not in d["_time_words"] | d["_skip_entities"] \
                         and not u.owner and "'s" not in u.subject and u.head.lower() not in d["_skip_entities"]:
                     u.words = [f"{owners[0].subject}'s", *u.words]  # "a girl with rainbow hair": the girl's hair
