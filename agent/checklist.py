@@ -22,9 +22,10 @@ Example:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
 from ideaforge import prompts
 from ideaforge.agent.models import Check, LLMCheck
@@ -91,7 +92,7 @@ def _data() -> dict[str, Any]:
 
 def _lemmas(word: str) -> dict[str, tuple[str, ...]]:
     lemminflect = heavy_import("lemminflect")
-    return lemminflect.getAllLemmas(word)  # type: ignore[no-any-return]
+    return lemminflect.getAllLemmas(word)
 
 
 @lru_cache(maxsize=65536)
@@ -122,7 +123,6 @@ class Tok:
     end: int
     tag: str = ""  # DET NUM ADJ NOUN VERB AUX PREP CONJ REL PRON ADV NEG PUNCT QUOTE STYLE NEGSUF
     value: Any = None  # NUM: the number; PREP/NEG/STYLE: the phrase; QUOTE: the text
-    end_text: str = ""
 
 
 def _tokens(text: str) -> list[Tok]:
@@ -213,10 +213,6 @@ def _merge_phrases(toks: list[Tok]) -> list[Tok]:
             out.append(merged)
         i += n
     return out
-
-
-def _starts_np(t: Tok | None) -> bool:
-    return t is not None and t.tag in ("DET", "NUM", "ADJ", "NOUN", "POSS", "QUOTE")
 
 
 def _tag(toks: list[Tok]) -> None:
@@ -643,7 +639,6 @@ class _Reader:
         last_pred: tuple[list[NP], str, bool] | None = None  # subjects, predicate, ends with a preposition
         front_prep: str | None = None  # "In the background, there is a tree": in
         front_place: NP | None = None  # ... the background
-        with_host: NP | None = None  # "a chair with the text ...": the chair
         neg: Tok | None = None
         neg_start: int | None = None
         after_aux = False
@@ -787,8 +782,6 @@ class _Reader:
                 after_aux = True
             elif u.tag == "PREP":
                 prep = u.value or u.low
-                if prep == "with" and last is not None:
-                    with_host = last
                 if pred and pred_verb and (pred[-1] not in d["_spatial"] or isinstance(prev, Tok)):
                     pred.append(prep)  # "sitting on", "looking out of"
                 elif after_aux and not pred and pred_subject:
@@ -884,10 +877,7 @@ class _Reader:
         elif j + 1 < len(units) and isinstance(units[j], Tok) and units[j].tag == "PREP" and isinstance(units[j + 1], NP) \
                 and units[j + 1].words and units[j + 1].start < len(self.text) \
                 and self.text[units[j + 1].start:units[j + 1].end].lower().startswith(("its ", "their ", "his ", "her ")):
-            end = units[j + 1].end  # "no letters on its keyboard": keep the keyboard, it is the host's
-            end = units[j].start if False else end
-        for adj in np.adjectives:
-            name = name if adj in name else name
+            end = units[j + 1].end  # "no letters on its keyboard": the keyboard is the host's
         self.negated.append(NP(np.head, [name], start=start, end=end, negated=True))
         self.removed.append((start, end))
         if host is not None:
@@ -1092,10 +1082,6 @@ def elements(checks: list[Check], limit: int = 8) -> list[str]:
         if len(out) == limit:
             break
     return out
-
-
-def entity_subjects(checks: list[Check]) -> list[str]:
-    return [c.subject for c in checks if c.kind == "entity"]
 
 
 __all__ = ["Analysis", "analyze", "link", "question", "elements", "lemma", "MAX_CHECKS"]

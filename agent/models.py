@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from ideaforge.agent.text import MAX_IDEA_CHARS
 from ideaforge.tools.sanitize import safe
 
 
@@ -60,8 +62,15 @@ class Check(LLMCheck):
     """
 
     id: int = Field(ge=1, description="1-based id within the spec.")
-    question: str = Field(description="The check as a yes/no question in English; 'yes' means the image passes.")
+    question: str = Field(
+        max_length=400, description="The check as a yes/no question in English; 'yes' means the image passes."
+    )
     depends_on: list[int] = Field(default_factory=list, description="Ids of the checks this one presupposes.")
+
+    @field_validator("question", mode="before")
+    @classmethod
+    def _clean_question(cls, v: Any) -> Any:
+        return _safe(v).strip() if isinstance(v, str) else v
 
 
 class LLMSpec(BaseModel):
@@ -85,10 +94,11 @@ class LLMSpec(BaseModel):
         description="The negative prompt, in English: comma-separated things to avoid (artifacts, defects, "
         "unwanted content). Never mention anything the idea asks for."
     )
-    elements: list[Annotated[str, Field(max_length=80)]] = Field(
+    # Not asked for any more (`checks` say it, one fact each), but accepted from models that still send it.
+    elements: SkipJsonSchema[list[Annotated[str, Field(max_length=80)]]] = Field(
+        default_factory=list,
         description="The idea's key visual elements in English, most important first: short noun phrases "
         "with their attributes, e.g. ['red kitten', 'wicker basket'].",
-        min_length=1,
         max_length=8,
     )
     checks: list[LLMCheck] = Field(
@@ -122,8 +132,6 @@ class LLMSpec(BaseModel):
         for element in (e.strip() for e in v if e and e.strip()):
             if element.lower() not in {o.lower() for o in out}:  # small models repeat themselves
                 out.append(element)
-        if not out:
-            raise ValueError("at least one non-empty element is required")
         return out
 
     @field_validator("language")
@@ -142,7 +150,11 @@ class PromptSpec(LLMSpec):
     checks: list[Check] = Field(  # type: ignore[assignment]
         default_factory=list, description="What the image must show, as atomic yes/no checks, most important first."
     )
-    elements: list[str] = Field(  # type: ignore[assignment]
+    idea_en: str = Field(
+        max_length=MAX_IDEA_CHARS, description="The idea in English (as long as an idea may be; the rules engine "
+        "passes long ideas through)."
+    )
+    elements: list[str] = Field(
         default_factory=list,
         description="The entities of `checks` with their attributes, most important first (kept for compatibility).",
     )

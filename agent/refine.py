@@ -22,6 +22,8 @@ from ideaforge import prompts
 from ideaforge.agent.checklist import lemma
 from ideaforge.agent.models import PromptSpec
 from ideaforge.agent.rules import rules_spec
+from ideaforge.agent.text import MAX_IDEA_CHARS
+from ideaforge.errors import InputError
 
 
 @lru_cache(maxsize=1)
@@ -164,5 +166,10 @@ def edit_idea(idea: str, request: str, style: str | None = None) -> tuple[str, s
 def refine_rules(spec: PromptSpec, request: str, tokenizer: Any) -> PromptSpec:
     """Apply a follow-up request to a spec offline: the idea is edited, then written out by the rules engine."""
     idea, style, notes = edit_idea(spec.idea_en, request, spec.style)
+    if len(idea) > MAX_IDEA_CHARS:
+        raise InputError(
+            f"the refined idea is {len(idea):,} characters long, over the {MAX_IDEA_CHARS:,}-character limit; "
+            "start a new idea that says the picture's essentials"
+        )
     out = rules_spec(idea, style=style, tokenizer=tokenizer)
     return out.model_copy(update={"idea": f"{spec.idea}; {request}", "warnings": [*notes, *out.warnings]})

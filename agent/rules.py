@@ -210,7 +210,8 @@ _QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![\w'’])'[^']
 
 def compact_words(text: str, stopwords: set[str]) -> str:
     """The text without articles and prepositions, quoted text kept exactly as written."""
-    out, pos = [], 0
+    out: list[str] = []
+    pos = 0
     for m in _QUOTED.finditer(text):
         out.extend(w for w in text[pos:m.start()].split() if w.lower().strip(",.;:") not in stopwords)
         out.append(m.group(0))

@@ -174,6 +174,8 @@ def show_result(result: RunResult, key: str) -> None:
         st.code(spec.negative or "(none)", language=None, wrap_lines=True)
         st.markdown(f"**Elements**: {', '.join(spec.elements)}")
         st.markdown(f"**Engine**: {spec.engine} · style {spec.style or 'none'} · language {spec.language}")
+        if spec.checks:
+            st.markdown(checklist_markdown(spec))
         st.table(
             [
                 {
@@ -190,6 +192,31 @@ def show_result(result: RunResult, key: str) -> None:
             st.caption(f"Loop ended: {result.stopped}")
         for warning in [*spec.warnings, *result.warnings]:
             st.caption(f"⚠ {warning}")
+
+
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~$"})
+
+
+def checklist_markdown(spec: Any) -> str:
+    """The checklist as a markdown list: id, kind, the yes/no question and what it depends on.
+
+    Example:
+        >>> from ideaforge.agent.checklist import link
+        >>> from ideaforge.agent.models import PromptSpec
+        >>> spec = PromptSpec(idea="a red kitten", idea_en="a red kitten", positive="red kitten", negative="",
+        ...                   language="en", engine="rules", checks=link([{"kind": "attribute", "subject": "kitten",
+        ...                   "value": "red"}]))
+        >>> print(checklist_markdown(spec))
+        **Checklist**
+        <BLANKLINE>
+        1. `entity` Is there a kitten?
+        2. `attribute` Is the kitten red? *(after 1)*
+    """
+    lines = []
+    for c in spec.checks:
+        after = f" *(after {', '.join(str(d) for d in c.depends_on)})*" if c.depends_on else ""
+        lines.append(f"{c.id}. `{c.kind}` {c.question.translate(_MARKDOWN_SPECIAL)}{after}")
+    return "**Checklist**\n\n" + "\n".join(lines)
 
 
 def show_turn(turn: dict[str, Any], key: str) -> None:

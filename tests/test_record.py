@@ -12,6 +12,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from ideaforge import IdeaForge
+from ideaforge.agent.checklist import link
+from ideaforge.agent.models import PromptSpec
 from ideaforge.agent.record import PngRecord
 from ideaforge.errors import InputError
 from ideaforge.tools.metadata import RECORD_KEY, read_record
@@ -48,6 +50,7 @@ def test_an_old_record_without_optional_keys_reads_with_defaults() -> None:
     assert (spec.idea, spec.positive, spec.negative, spec.elements) == (
         "a red kitten", "a red kitten, basket", "blurry", ["a red kitten"]
     )
+    assert record.checks == [] and spec.checks == []  # written before the checklist existed
 
 
 def test_keys_from_a_newer_version_are_ignored() -> None:
@@ -75,6 +78,9 @@ def test_a_record_round_trips_through_its_json() -> None:
         ({"steps": 0}, "steps = 0"),
         ({"round": 0}, "round = 0"),
         ({"scores": {"idea": "high"}}, "scores.idea = 'high'"),
+        ({"checks": "a cat"}, "checks = 'a cat': Input should be a valid list"),
+        ({"checks": [{"id": 1, "kind": "shape", "subject": "cat", "question": "Is there a cat?"}]},
+         "checks.0.kind = 'shape': Input should be 'entity', 'attribute'"),
     ],
 )
 def test_hand_edited_values_fail_naming_the_field(change: dict[str, Any], says: str) -> None:
@@ -101,6 +107,31 @@ def test_from_png_reads_what_the_forge_wrote(tmp_path: Path) -> None:
     assert record.spec().positive == result.spec.positive and record.seed == 12
     assert record.scores is not None and record.scores.idea == pytest.approx(result.best.score)
     assert record.versions  # the packages that made it are recorded
+
+
+CHECKS = link([{"kind": "attribute", "subject": "circle", "value": "red"},
+               {"kind": "relation", "subject": "circle", "value": "above", "object": "square"}])
+
+
+def test_the_checklist_travels_in_the_png_and_back_through_reproduce(tmp_path: Path) -> None:
+    spec = PromptSpec(idea="a red circle above a square", idea_en="a red circle above a square",
+                      positive="a red circle above a square", negative="blurry", language="en", engine="rules",
+                      checks=CHECKS)
+    assert sorted(c.kind for c in CHECKS) == ["attribute", "entity", "entity", "relation"]  # link added the entities
+    forge = IdeaForge(engine="rules", generator=ShapesGenerator(), scorer=ShapesScorer(), out=str(tmp_path / "a"))
+    result = forge.run(spec.idea, spec=spec, seed=3, max_attempts=1)
+    stored = read_record(result.best_image_path)["ideaforge"]["checks"]
+    assert [(c["id"], c["kind"], c["question"], c["depends_on"]) for c in stored] == [
+        (c.id, c.kind, c.question, c.depends_on) for c in CHECKS
+    ]
+    record = PngRecord.from_png(result.best_image_path)
+    assert record.checks == CHECKS and record.spec().checks == CHECKS
+    assert PngRecord.from_data(json.loads(record.to_json())) == record
+
+    again = IdeaForge(engine="rules", generator=ShapesGenerator(), scorer=ShapesScorer(), out=str(tmp_path / "b"))
+    reproduced = again.reproduce(result.best_image_path)
+    assert reproduced.spec.checks == CHECKS and reproduced.best.seed == 3
+    assert PngRecord.from_png(reproduced.best_image_path).checks == CHECKS  # and the new image carries them too
 
 
 def test_from_png_of_a_missing_file(tmp_path: Path) -> None:

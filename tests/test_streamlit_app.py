@@ -14,6 +14,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from ideaforge.agent.chain import PromptChain
+from ideaforge.agent.settings import load_settings
 from ideaforge.tools.metadata import read_record
 
 APP = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
@@ -73,6 +75,13 @@ def test_an_idea_becomes_an_image_with_its_prompts(app: AppTest, tmp_path: Path)
     assert positive.startswith(IDEA) and "blurry" in negative
     assert "Elements" in expander.markdown[2].value and "kitten" in expander.markdown[2].value
     assert "rules" in expander.markdown[3].value  # the engine used
+    checks = PromptChain(load_settings(engine="rules")).optimize(IDEA).checks
+    assert checks, "the rules engine gives this idea a checklist"
+    listed = expander.markdown[4].value.splitlines()
+    assert listed[0] == "**Checklist**" and len(listed) == 2 + len(checks)
+    for check, line in zip(checks, listed[2:], strict=True):
+        assert line.startswith(f"{check.id}. `{check.kind}` {check.question}")
+        assert line.endswith(f"*(after {', '.join(map(str, check.depends_on))})*") == bool(check.depends_on)
     assert app.get("download_button")[0].label == "Download PNG"
     assert not app.get("progress")  # the progress bar is cleared once the run ends
 
@@ -89,7 +98,8 @@ def test_a_follow_up_refines_the_previous_result(app: AppTest, tmp_path: Path) -
     first, second = assistant_turns(app)
     before, after = first.expander[0].code[0].value, second.expander[0].code[0].value
     assert "night" not in before
-    assert after.startswith(f"{IDEA}, make it night") and "night lighting" in after
+    # The request joins the idea (how it is worded is the refine engine's: tests/test_refine_rules.py).
+    assert after.startswith(IDEA) and "night lighting" in after
     assert app.status[0].state == "complete"
     assert len(app.image) == 2  # the first answer is still on the page
     ideas = sorted(read_record(p)["ideaforge"]["idea"] for p in (tmp_path / "out").glob("*.png"))

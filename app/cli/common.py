@@ -59,3 +59,49 @@ def warn_fallback(spec: Any) -> None:
 
         reason = " ".join(safe(spec.fallback).split())
         print(f"ideaforge: warning: the LLM failed ({reason}); the rules engine wrote this prompt", file=sys.stderr)
+
+
+MAX_SPEC_BYTES = 1_000_000  # a spec is a few kilobytes; anything near this is not one
+
+
+def read_spec(source: str) -> Any:
+    """The `PromptSpec` in a file (or on stdin for "-") that `ideaforge prompt --json` printed.
+
+    Raises:
+        InputError: one line naming the file and the fix when it is missing, not JSON, or not a prompt spec.
+    """
+    from pydantic import ValidationError
+
+    from ideaforge.agent.models import PromptSpec
+    from ideaforge.errors import InputError, explain
+
+    name = "stdin" if source == "-" else repr(source)
+    fix = "pass the JSON that `ideaforge prompt IDEA --json` printed"
+    try:
+        if source == "-":
+            text = sys.stdin.read(MAX_SPEC_BYTES + 1)
+        else:
+            with open(source, encoding="utf-8") as f:
+                text = f.read(MAX_SPEC_BYTES + 1)
+    except FileNotFoundError:
+        raise InputError(f"--refine {name} does not exist; {fix}") from None
+    except IsADirectoryError:
+        raise InputError(f"--refine {name} is a folder, not a file; {fix}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"--refine {name} is not a text file; {fix}") from None
+    except OSError as exc:
+        raise InputError(f"--refine {name} cannot be read ({exc.strerror or exc}); {fix}") from None
+    if len(text) > MAX_SPEC_BYTES:
+        raise InputError(f"--refine {name} is over {MAX_SPEC_BYTES} characters, too large for a prompt spec; {fix}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--refine {name} is not JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); {fix}") from None
+    if not isinstance(data, dict):
+        what = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}.get(
+            type(data), "null")
+        raise InputError(f"--refine {name} holds {what}, not a prompt spec; {fix}")
+    try:
+        return PromptSpec.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(f"--refine {name} is not a prompt spec: {explain(exc)}; {fix}") from None

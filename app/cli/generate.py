@@ -11,12 +11,12 @@ from typing import Any
 import typer
 
 from ideaforge.app.cli import options
-from ideaforge.app.cli.common import emit_json, fail, friendly, warn_fallback
+from ideaforge.app.cli.common import emit_json, fail, friendly, read_spec, warn_fallback
 
 
 @friendly
 def prompt(
-    idea: str = typer.Argument(..., help="The idea, in any language."),
+    idea: str = typer.Argument(..., help="The idea, in any language (with --refine: the change to make)."),
     engine: str | None = options.Engine,
     style: str | None = options.Style,
     llm_base_url: str | None = options.LlmBaseUrl,
@@ -25,17 +25,32 @@ def prompt(
     llm_timeout: float | None = options.LlmTimeout,
     llm_max_retries: int | None = options.LlmMaxRetries,
     require_llm: bool | None = options.RequireLlm,
+    refine: str | None = typer.Option(
+        None, "--refine", metavar="SPEC.json",
+        help="Apply IDEA as a change to this spec (what `prompt --json` printed; - reads stdin).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
-    """Turn an idea into an optimized positive and negative prompt (no image)."""
+    """Turn an idea into an optimized positive and negative prompt (no image), or refine an earlier one.
+
+    Shells can chain refinements:
+    `ideaforge prompt "a harbor" --json > a.json; ideaforge prompt "make it night" --refine a.json --json > b.json`
+    """
     from ideaforge.agent.chain import PromptChain
     from ideaforge.agent.settings import load_settings
 
+    previous = read_spec(refine) if refine is not None else None  # a bad file fails before any LLM call
     settings = load_settings(
         engine=engine, style=style, llm_base_url=llm_base_url, llm_model=llm_model, llm_method=llm_method,
         llm_timeout=llm_timeout, llm_max_retries=llm_max_retries, require_llm=require_llm,
     )
-    spec = PromptChain(settings).optimize(idea)
+    chain = PromptChain(settings)
+    if previous is None:
+        spec = chain.optimize(idea)
+    else:
+        if style is not None:  # an explicit --style replaces the spec's own; otherwise the spec keeps its style
+            previous = previous.model_copy(update={"style": style or None})
+        spec = chain.refine(previous, idea)
     warn_fallback(spec)
     if as_json:
         emit_json(spec.model_dump())
@@ -46,16 +61,43 @@ def prompt(
 def _print_spec(spec: Any) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
+
+    from ideaforge.tools.sanitize import safe
+
+    def plain(value: str) -> Text:  # printed as written: no rich markup, no control characters
+        return Text(safe(value))
 
     table = Table(show_header=False, box=None, padding=(0, 1))
-    table.add_row("[bold]positive[/]", spec.positive)
-    table.add_row("[bold]negative[/]", spec.negative)
-    table.add_row("[bold]elements[/]", ", ".join(spec.elements))
-    table.add_row("[bold]engine[/]", f"{spec.engine}  (language {spec.language}, style {spec.style or 'none'})")
+    table.add_row("[bold]positive[/]", plain(spec.positive))
+    table.add_row("[bold]negative[/]", plain(spec.negative))
+    table.add_row("[bold]elements[/]", plain(", ".join(spec.elements)))
+    table.add_row("[bold]engine[/]", plain(f"{spec.engine}  (language {spec.language}, style {spec.style or 'none'})"))
     table.add_row("[bold]tokens[/]", f"{spec.positive_tokens} / {spec.negative_tokens} of 77")
     for w in spec.warnings:
-        table.add_row("[yellow]warning[/]", w)
-    Console(soft_wrap=True).print(table)
+        table.add_row("[yellow]warning[/]", plain(w))
+    console = Console(soft_wrap=True)
+    console.print(table)
+    if spec.checks:
+        console.print(checklist_table(spec))
+
+
+def checklist_table(spec: Any) -> Any:
+    """The spec's checklist as a rich table: #, kind, the yes/no question, and the checks it depends on."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ideaforge.tools.sanitize import safe
+
+    table = Table(title="checklist", title_justify="left", box=None, padding=(0, 1), header_style="bold")
+    for column in ("#", "kind", "check", "depends on"):
+        table.add_column(column, justify="right" if column == "#" else "left")
+    for check in spec.checks:
+        table.add_row(
+            str(check.id), Text(safe(check.kind)), Text(safe(check.question)),
+            Text(", ".join(str(d) for d in check.depends_on)),
+        )
+    return table
 
 
 @friendly
@@ -127,7 +169,9 @@ def generate(
         with progress:
             if from_image:
                 assert record is not None
-                progress.spec(record.spec())
+                recorded = record.spec()
+                progress.spec(recorded)
+                _print_checks(progress, recorded)
                 given: dict[str, Any] = {"steps": steps, "guidance": guidance, "size": size, "scheduler": scheduler, "n": n,
                          "critique": critique, "threshold": threshold, "max_attempts": max_attempts,
                          "candidates": candidates, "keep_seed": keep_seed, "style": style}
@@ -137,6 +181,7 @@ def generate(
                 spec = forge.optimize(idea)
                 warn_fallback(spec)
                 progress.spec(spec)  # the prompt stage prints its result before any model loads
+                _print_checks(progress, spec)
                 result = forge.run(idea, spec=spec, on_event=progress.on_event, **run_overrides)
     except KeyboardInterrupt:
         # Images are written whole (temporary file, then rename): what was saved is complete, nothing is partial.
@@ -149,6 +194,12 @@ def generate(
         emit_json(result_json(result))
     if result.best is None or result.best_image_path is None:
         fail("no usable image was produced (every image was flagged or failed); see the warnings above", 1)
+
+
+def _print_checks(progress: Any, spec: Any) -> None:
+    """The checklist under the prompts, where the progress prints them (stderr)."""
+    if spec.checks:
+        progress.console.print(checklist_table(spec))
 
 
 def _written_since(folder: Path, since: float, idea: str) -> list[str]:
