@@ -49,7 +49,7 @@ def _data() -> dict[str, Any]:
     sets = ["determiners", "pronouns", "pronouns_that_refer", "auxiliaries", "conjunctions", "relative", "adverbs",
             "particles", "colors", "materials", "sizes", "shapes", "textures", "not_attributes", "side_words",
             "verbs", "noun_ing", "ing_adjectives", "text_cues", "text_subjects", "frame_words", "skip_entities",
-            "quantity_nouns", "container_nouns", "person_words", "plural_only", "mass_nouns", "body_parts", "frame_of", "place_words", "time_words"]
+            "quantity_nouns", "container_nouns", "person_words", "plural_only", "mass_nouns", "body_parts", "clothing", "frame_of", "place_words", "time_words"]
     for name in sets:
         d["_" + name] = set(d[name])
     d["_attr"] = d["_colors"] | d["_materials"] | d["_sizes"] | d["_shapes"] | d["_textures"]
@@ -418,6 +418,10 @@ def _chunk(toks: list[Tok]) -> list[Any]:
                     break
                 if t.low in d["_side_words"] and i + 1 < n and toks[i + 1].tag == "NOUN":
                     side.append(t.low)  # "left leg" names a part; "left" is not a property of it
+                elif adjectives and i and toks[i - 1].low in ("and", "or", ",") and t.low in d["_colors"] \
+                        and adjectives[-1].split()[-1] in d["_colors"]:
+                    joint = " or " if toks[i - 1].low == "or" else " and "
+                    adjectives[-1] = f"{adjectives[-1].replace(' and ', ', ')}{joint}{t.low}"  # "black and white"
                 else:
                     adjectives.append(t.low)
             elif t.tag == "QUOTE":
@@ -683,8 +687,10 @@ class _Reader:
                     prev.low in ("and", "or") or (prev.low == "," and objects))
                 owner_pred = pred if pred and pred_subject else (last_pred[1].split() if coordinated and objects and last_pred else [])
                 owners = pred_subject if pred else (last_pred[0] if last_pred else [])
-                if owner_pred and owner_pred[-1] in _HAVE and len(owners) == 1 and owners[0] is not None \
-                        and (owner_pred[-1] != "with" or (u.adjectives and owners[0] is subject)) \
+                worn = u.head.lower() in d["_clothing"] or lemma(u.head) in d["_body_parts"]
+                if owner_pred and (owner_pred[-1] in _HAVE or (owner_pred == ["in"] and worn)) and len(owners) == 1 \
+                        and owners[0] is not None \
+                        and (owner_pred[-1] not in ("with", "in") or ((u.adjectives or worn) and owners[0] is subject)) \
                         and owners[0].head.lower() not in d["_time_words"] | d["_skip_entities"] \
                         and not u.owner and "'s" not in u.subject and u.head.lower() not in d["_skip_entities"]:
                     u.words = [f"{owners[0].subject}'s", *u.words]  # "a girl with rainbow hair": the girl's hair

@@ -253,9 +253,14 @@ def main() -> None:
 
 
 def _kept_sections(old: str) -> str:
-    """Sections other scripts write into BENCHMARKS.md (bench_local_llm.py's needs a server build): kept as they are."""
-    start, end = old.find("<!-- local-llm"), old.find("<!-- /local-llm -->")
-    return old[start : end + len("<!-- /local-llm -->")] if start >= 0 and end > start else ""
+    """Sections other scripts write into BENCHMARKS.md (bench_local_llm.py's needs a server build; bench_checklist.py
+    writes its own): kept as they are."""
+    kept = []
+    for name in ("local-llm", "checklist"):
+        start, end = old.find(f"<!-- {name}"), old.find(f"<!-- /{name} -->")
+        if start >= 0 and end > start:
+            kept.append(old[start : end + len(f"<!-- /{name} -->")])
+    return "\n\n".join(kept)
 
 
 def describe_code(start: dict[str, Any], end: dict[str, Any]) -> str:
