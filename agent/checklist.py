@@ -312,7 +312,8 @@ def _tag(toks: list[Tok]) -> None:
                 _starts_np_word(nxt) or (nxt is not None and (nxt.tag == "PREP" or nxt.low in d["_prepositions_set"]))):
             t.tag = "VERB"  # "person wear hat", "skis in box. basket has skis"
             continue
-        if "ADJ" in tags and nxt is not None and not nxt.tag and "NOUN" in _forms(nxt.low)[0] and not _verbish(nxt.low):
+        if "ADJ" in tags and nxt is not None and nxt.tag in ("", "ADJ") and (
+                {"NOUN", "ADJ"} & _forms(nxt.low)[0]) and not _verbish(nxt.low):
             t.tag = "ADJ"  # "two partial faces"
             continue
         if "NOUN" in tags or "PROPN" in tags or not tags:
@@ -667,6 +668,8 @@ class _Reader:
 
         for k, u in enumerate(units):
             if isinstance(u, NP):
+                if pred and not pred_subject:
+                    pred = []  # "we can see a car": a verb with no subject in the picture says nothing about it
                 if neg is not None:
                     u.negated = True
                     self._negate(u, neg_start if neg_start is not None else u.start, units, k, last or subject)
@@ -832,6 +835,8 @@ class _Reader:
             if head in ("color", "colour", "colors", "colours", "shade", "tone"):
                 continue
             if head in d["_frame_of"] and len(obj.words) == 1:
+                if " of" in predicate:  # "in the center of the image": where in the picture
+                    self.add("attribute", s.subject, f"{predicate} the {obj.subject}")
                 continue  # "a woman in the image"
             if head in d["_time_words"] or obj.subject.lower() in d["_time_words"]:
                 self.add("attribute", s.subject, f"{predicate} {obj.subject}")  # "at dusk"
