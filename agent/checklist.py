@@ -400,6 +400,7 @@ def _chunk(toks: list[Tok]) -> list[Any]:
         quote: str | None = None
         owner: str | None = None
         side: list[str] = []
+        adverb: list[str] = []
         while i < n:
             t = toks[i]
             if t.tag == "DET":
@@ -414,6 +415,7 @@ def _chunk(toks: list[Tok]) -> list[Any]:
             elif t.tag == "ADV":
                 if nouns or not _np_ahead(toks, i):
                     break
+                adverb.append(t.low)  # "a very tall tree": very tall
             elif t.tag == "ADJ":
                 if nouns and not all(x.tag == "POSS" for x in nouns):
                     break
@@ -424,7 +426,8 @@ def _chunk(toks: list[Tok]) -> list[Any]:
                     joint = " or " if toks[i - 1].low == "or" else " and "
                     adjectives[-1] = f"{adjectives[-1].replace(' and ', ', ')}{joint}{t.low}"  # "black and white"
                 else:
-                    adjectives.append(t.low)
+                    adjectives.append(" ".join([*adverb, t.low]))
+                adverb = []
             elif t.tag == "QUOTE":
                 if nouns or not (i + 1 < n and toks[i + 1].tag == "NOUN"):
                     break
@@ -445,9 +448,15 @@ def _chunk(toks: list[Tok]) -> list[Any]:
             continue
         span = toks[start:i]
         if not nouns:
-            out.append(AP(adjectives, span[0].start, span[-1].end) if adjectives else span[-1])
-            if not adjectives:
-                out.extend(span[:-1])
+            if adjectives:
+                # "straight down", "bent forward": a particle after the adjective belongs to it
+                while i < n and toks[i].low in _ENDS and toks[i].tag in ("ADV", "PREP") and not (
+                        i + 1 < n and toks[i + 1].tag in ("DET", "NUM", "ADJ", "NOUN", "POSS")):
+                    adjectives[-1] = f"{adjectives[-1]} {toks[i].low}"
+                    i += 1
+                out.append(AP(adjectives, span[0].start, toks[i - 1].end))
+            else:
+                out.extend(span)
             continue
         # Colour and material nouns before the head are attributes ("a stone pedestal": stone); the rest is the name.
         words: list[str] = list(side)
@@ -555,12 +564,17 @@ class _Reader:
                 inner.start = u.start
                 if inner.count is None and u.count is not None:
                     inner.count = u.count
-                if u.head.lower() not in ("lot", "lots", "kind", "type", "sort", "piece", "pieces", "bit", "bits",
-                                         "amount", "plenty", "top", "side", "front", "back", "middle", "center",
-                                         "centre", "edge", "corner", "rest", "part", "most", "view", "image",
-                                         "picture", "shape", "full", "pair", "couple", "dozens", "hundreds", "thousands"):
-                    inner.quantity = u.head.lower()
-                inner.adjectives = u.adjectives + inner.adjectives
+                head = u.head.lower()
+                if head in ("slice", "slices", "piece", "pieces", "bar", "bars", "loaf", "scoop", "chunk", "strip"):
+                    inner.words = [f"{head} of", *inner.words]  # "a square slice of pizza": the slice is the thing
+                    inner.adjectives = u.adjectives + inner.adjectives
+                elif head not in ("lot", "lots", "kind", "type", "sort", "bit", "bits", "amount", "plenty", "top",
+                                  "side", "front", "back", "middle", "center", "centre", "edge", "corner", "rest",
+                                  "part", "most", "view", "image", "picture", "shape", "full", "pair", "couple",
+                                  "dozens", "hundreds", "thousands"):
+                    inner.quantity = " ".join([*u.adjectives, head])  # "a tall stack of books": a tall stack
+                else:
+                    inner.adjectives = u.adjectives + inner.adjectives
                 out.append(inner)
                 i += 3
                 continue
