@@ -324,7 +324,8 @@ def test_llm_reply_parser_accepts_only_clean_specs(reply) -> None:
     except ValidationError:
         return
     assert spec.positive.strip() and spec.idea_en.strip()
-    assert 1 <= len(spec.elements) <= 8 and all(e.strip() for e in spec.elements)
+    assert len(spec.elements) <= 8 and all(e.strip() for e in spec.elements)  # optional now: `checks` say it
+    assert len(spec.checks) <= 16 and all(c.subject.strip() for c in spec.checks)
     assert ", ," not in spec.positive and not spec.positive.startswith(",")
 
 

@@ -8,7 +8,8 @@ import pytest
 from conftest import DATA
 
 from ideaforge import prompts
-from ideaforge.agent.rules import _vocab, categories, extract_elements, rules_spec
+from ideaforge.agent.checklist import analyze
+from ideaforge.agent.rules import _QUOTED, _vocab, categories, extract_elements, rules_spec
 from ideaforge.agent.text import words
 from ideaforge.errors import InputError
 from ideaforge.tools.clip_tokenizer import count_tokens
@@ -32,7 +33,10 @@ def test_public_ideas_fit_keep_words_and_never_contradict(clip_tokenizer) -> Non
         spec = rules_spec(row["idea"], tokenizer=clip_tokenizer)
         if count_tokens(spec.positive, clip_tokenizer) > 77 or count_tokens(spec.negative, clip_tokenizer) > 77:
             over.append(row["idea"])
-        idea_words = content_words(row["idea"])
+        # What the idea keeps: its words less what it says must not be there ("a street without vehicles"); quoted
+        # text is to be written, not drawn ("a bar without a wrapper, with the word 'WRAPPER'").
+        kept = analyze(row["idea"]).positive if row["language"] == "en" else row["idea"]
+        idea_words = content_words(_QUOTED.sub(" ", kept)) if row["language"] == "en" else content_words(kept)
         if idea_words & set(words(spec.negative)):
             contradictions.append((row["idea"], idea_words & set(words(spec.negative))))
         if row["language"] == "en":
