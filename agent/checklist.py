@@ -312,7 +312,7 @@ def _tag(toks: list[Tok]) -> None:
                 _starts_np_word(nxt) or (nxt is not None and (nxt.tag == "PREP" or nxt.low in d["_prepositions_set"]))):
             t.tag = "VERB"  # "person wear hat", "skis in box. basket has skis"
             continue
-        if "ADJ" in tags and nxt is not None and nxt.tag in ("", "ADJ") and (
+        if "ADJ" in tags and nxt is not None and nxt.tag in ("", "ADJ") and _open_class(nxt.low) and (
                 {"NOUN", "ADJ"} & _forms(nxt.low)[0]) and not _verbish(nxt.low):
             t.tag = "ADJ"  # "two partial faces"
             continue
@@ -332,6 +332,13 @@ def _tag(toks: list[Tok]) -> None:
             nxt = toks[i + 1] if i + 1 < n else None
             if nxt is None or nxt.tag not in ("ADJ", "NOUN", ""):
                 t.tag = "NOUN" if i and toks[i - 1].tag in ("DET",) else "ADJ"
+
+
+def _open_class(word: str) -> bool:
+    """Not a word of the data file's closed classes (prepositions, determiners, conjunctions, pronouns...)."""
+    d = _data()
+    return not (word in d["_prepositions_set"] or word in d["_determiners"] or word in d["_conjunctions"]
+                or word in d["_pronouns"] or word in d["_auxiliaries"] or word in d["_relative"])
 
 
 def _verbish(word: str) -> bool:
@@ -447,6 +454,13 @@ def _chunk(toks: list[Tok]) -> list[Any]:
             i += 1
             continue
         span = toks[start:i]
+        last_tok = toks[i - 1]
+        if not nouns and adjectives and span[0].tag == "DET" and last_tok.tag == "ADJ" and " " not in adjectives[-1] \
+                and "NOUN" in _forms(last_tok.low)[0] and last_tok.low not in d["_colors"] | d["_sizes"]:
+            # "a glass", "a remote and a joystick": a word that can be a noun, after an article, is one
+            adjectives.pop()
+            out.append(NP(last_tok.low, [last_tok.low], adjectives, count, quote, span[0].start, last_tok.end, owner=owner))
+            continue
         if not nouns:
             if adjectives:
                 # "straight down", "bent forward": a particle after the adjective belongs to it
@@ -691,7 +705,8 @@ class _Reader:
                     prev = u
                     continue
                 part = lemma(u.head) in d["_body_parts"] and "'s" not in u.subject
-                if part and not u.owner and (u.start == 0 or self.text[max(0, u.start - 4):u.start].lower().strip() in ("the", "")):
+                own = self.text[u.start:u.end].lower()
+                if part and not u.owner and (own.startswith("the ") or not own.startswith(("a ", "an ", "some "))):
                     u.owner = "its"  # "The right arm is extended" in a text about a person: the person's arm
                     ref = self.resolve("its", exclude=[u], animate=True)
                     if ref is not None:
