@@ -595,6 +595,8 @@ class _Reader:
             if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
                     and isinstance(units[i + 2], NP) and u.head.lower() in d["_frame_of"] and len(u.words) == 1):
                 out.append(units[i + 2])  # "a photo of a robot": the robot
+                if u.adjectives:  # "a beautiful portrait of a woman": what kind of picture
+                    self.add("style", "image", " ".join([*u.adjectives, u.head.lower()]))
                 i += 3
                 continue
             if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
@@ -754,9 +756,10 @@ class _Reader:
                 for np in target:
                     if np is not None and not np.negated:
                         for adj in u.adjectives:
-                            if adj not in d["_not_attributes"]:
-                                value = f"{' '.join(pred)} {adj}" if pred and pred_verb else adj
-                                self.add("attribute", np.subject, value)
+                            if pred and pred_verb:
+                                self.add("attribute", np.subject, f"{' '.join(pred)} {adj}")  # "pressed back"
+                            elif adj not in d["_not_attributes"]:
+                                self.add("attribute", np.subject, adj)
                 pred = []
             elif u.tag == "QUOTE":
                 owner: NP | None = None
@@ -820,8 +823,9 @@ class _Reader:
                 after_aux = True
             elif u.tag == "PREP":
                 prep = u.value or u.low
-                if pred and pred_verb and (pred[-1] not in d["_spatial"] or isinstance(prev, Tok)):
-                    pred.append(prep)  # "sitting on", "looking out of"
+                if pred and (pred_verb or (isinstance(prev, Tok) and prev.tag == "PREP")) and (
+                        pred[-1] not in d["_spatial"] or isinstance(prev, Tok)):
+                    pred.append(prep)  # "sitting on", "looking out of", "are down to"
                 elif after_aux and not pred and pred_subject:
                     pred = [prep]  # "is on"
                     pred_verb = False
