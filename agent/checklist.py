@@ -593,6 +593,14 @@ class _Reader:
                 i += 3
                 continue
             if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                    and isinstance(units[i + 2], Tok) and units[i + 2].tag == "NUM" and u.head.lower() in d["_quantity_nouns"]
+                    and isinstance(units[i + 2].value, int)):
+                before = next((x for x in reversed(out) if isinstance(x, NP)), None)
+                if before is not None and before.count is None:
+                    before.count = units[i + 2].value  # "cocktail napkins, set of four"
+                i += 3
+                continue
+            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
                     and isinstance(units[i + 2], NP) and u.head.lower() in d["_frame_of"] and len(u.words) == 1):
                 out.append(units[i + 2])  # "a photo of a robot": the robot
                 if u.adjectives:  # "a beautiful portrait of a woman": what kind of picture
