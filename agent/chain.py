@@ -1,20 +1,26 @@
 """The prompt chain: a loose idea becomes a `PromptSpec`, through an LLM (`openai`) or offline (`rules`).
 
 The LLM part is plain LangChain: `ChatPromptTemplate | ChatOpenAI.with_structured_output(LLMSpec, include_raw=True)`.
-Every engine's output goes through `finalize`, the one place where style presets, the 77-token budget and the
-"no idea word in the negative" rule are enforced.
+Every engine's output goes through `finalize`, the one place where style presets, the 77-token budget, the
+checklist and the "no idea word in the negative" rule are enforced. What the idea says must *not* be there ("a
+street without vehicles") is kept out of the positive prompt, leads the negative and becomes an `absent` check,
+whoever read it: the model, or the rules reader that `finalize` runs on every idea as a safety net.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from ideaforge import prompts
+from ideaforge.agent import checklist
 from ideaforge.agent.ask import StructuredLLM, short
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
-from ideaforge.agent.models import LLMSpec, PromptSpec
+from ideaforge.agent.checklist import Analysis, lemma
+from ideaforge.agent.models import Check, LLMCheck, LLMSpec, PromptSpec
 from ideaforge.agent.refine import refine_rules
 from ideaforge.agent.rules import _vocab, get_style, rules_spec
 from ideaforge.agent.settings import Settings
@@ -24,6 +30,13 @@ from ideaforge.tools.sanitize import redact
 
 # An LLM reply this far over the budget did not follow the instructions: ask again rather than trim it.
 _FAR_OVER_BUDGET = 2 * 77
+_TEXT_WARNING = "the idea asks for written text: Stable Diffusion 1.x/2.x and SDXL render text poorly (FLUX and SD 3.5 do better)"
+_WORD = re.compile(r"[^\W_]+")
+# Words that say a thing must not be there, for negations the rules reader did not find but the LLM did.
+_NEGATION_CUES = {"no", "not", "without", "never", "none", "nor", "free", "devoid", "lacking", "minus", "sans", "zero"}
+_CLAUSE_BREAKS = {"and", "but", "with", "while", "where"}
+_ABSENCE_AFTER = {"nowhere", "absent", "missing", "gone"}  # "umbrellas nowhere in sight"
+_NEGATED_PART = re.compile(r"(?i)\s*\b(?:without|with no|with zero|free of|devoid of|no)\b[^,;.]*")
 
 
 def resolve_engine(settings: Settings) -> str:
@@ -78,7 +91,7 @@ def revise_prompt(compact: bool = False) -> Any:
 def refine_prompt(compact: bool = False) -> Any:
     """Template for a conversational refinement ("make it night").
 
-    Input variables: `style_hint`, `positive`, `negative`, `elements`, `request`.
+    Input variables: `style_hint`, `positive`, `negative`, `checks`, `request`.
     """
     from langchain_core.prompts import ChatPromptTemplate
 
@@ -125,14 +138,33 @@ class PromptChain:
                 return f"`{name}` must be in English, but it contains non-Latin script: {getattr(spec, name)[:80]!r}"
         if count(spec.positive, self.tokenizer) > _FAR_OVER_BUDGET:
             return "`positive` is far over the 77-token limit; keep it under 60 words"
+        for check in spec.checks:  # text checks hold the text as written, in any script
+            words = [check.subject, check.object or ""] + ([] if check.kind == "text" else [check.value or ""])
+            if any(has_foreign_script(w) for w in words):
+                return f"`checks` must be in English (text checks aside), but one says {check.subject!r}"
         return None
 
     # -- finishing, the one validation layer for every engine ---------------------------------------------
     def finalize(
-        self, llm_spec: LLMSpec, idea: str, style: dict[str, str] | None, engine: str, warnings: list[str]
+        self,
+        llm_spec: LLMSpec,
+        idea: str,
+        style: dict[str, str] | None,
+        engine: str,
+        warnings: list[str],
+        *,
+        previous: Sequence[LLMCheck] | None = None,
     ) -> PromptSpec:
+        """The spec from an engine's draft: checklist, negation, style preset, token budget, clean negative.
+
+        `previous` are the checks to keep when the draft has none (a revision of an unchanged idea); without
+        them, a draft without checks gets the rules reader's.
+        """
         stop = _vocab()["_stopwords"]
-        positive_terms = split_terms(llm_spec.positive)
+        analysis = checklist.analyze(llm_spec.idea_en)
+        checks, negated = self._checklist(llm_spec, analysis, engine, warnings, previous)
+        heads = _heads(negated)
+        positive_terms = _leave_out(split_terms(llm_spec.positive), heads, analysis)
         protected = 1
         if style:
             styled = split_terms(style["prompt"].replace("{prompt}", "\x00"))
@@ -141,23 +173,31 @@ class PromptChain:
             positive_terms = head + positive_terms[1:] + tail
             protected = len(head)
         positive, w1 = fit_terms(positive_terms, self.tokenizer, protected=protected)
+        # The negated things lead the negative; nothing else may name what the idea asks for. The idea is read
+        # without its negated parts, so that "vehicles" is not a contradiction of "a street without vehicles".
+        asked = _drop_words(analysis.positive, heads)
+        lead = {n.lower() for n in negated}
         neg_terms = split_terms(llm_spec.negative) + (split_terms(style["negative"]) if style else [])
-        kept, dropped = remove_contradictions(list(dict.fromkeys(neg_terms)), llm_spec.idea_en, stop)
+        neg_terms = [t for t in dict.fromkeys(neg_terms) if t.lower() not in lead]
+        kept, dropped = remove_contradictions(neg_terms, asked, stop)
         if dropped:
             warnings.append(f"removed negative terms that name part of the idea: {', '.join(dropped)}")
         if not kept and engine == "openai":
             # A prompt pair without a negative loses what the model should avoid: the rules engine's defects.
-            kept, _ = remove_contradictions(split_terms(rules_spec(llm_spec.idea_en, tokenizer=self.tokenizer).negative),
-                                            llm_spec.idea_en, stop)
+            rules_negative = split_terms(rules_spec(llm_spec.idea_en, tokenizer=self.tokenizer).negative)
+            kept, _ = remove_contradictions([t for t in rules_negative if t.lower() not in lead], asked, stop)
             warnings.append("the LLM gave no negative prompt; used the rules engine's")
-        negative, w2 = fit_terms(kept, self.tokenizer, protected=0)
+        negative, w2 = fit_terms([*negated, *kept], self.tokenizer, protected=0)
+        if any(c.kind == "text" for c in checks):
+            warnings.append(_TEXT_WARNING)
         language = _language(idea, llm_spec.language)
         return PromptSpec(
             idea=idea,
             idea_en=llm_spec.idea_en,
             positive=positive,
             negative=negative,
-            elements=llm_spec.elements,
+            checks=checks,
+            elements=checklist.elements(checks) or [e for e in llm_spec.elements if not _names(e, heads)],
             language=language,
             style=style["name"] if style else None,
             engine=engine,
@@ -166,6 +206,34 @@ class PromptChain:
             negative_tokens=count(negative, self.tokenizer),
             llm_method=self.llm.method if engine == "openai" else None,
         )
+
+    @staticmethod
+    def _checklist(
+        llm_spec: LLMSpec,
+        analysis: Analysis,
+        engine: str,
+        warnings: list[str],
+        previous: Sequence[LLMCheck] | None,
+    ) -> tuple[list[Check], list[str]]:
+        """The spec's checks and the things that must not be there (the reader's first, then the model's)."""
+        given: list[LLMCheck] = list(llm_spec.checks) or list(previous or [])
+        if not given:
+            given = list(analysis.checks)
+            if engine == "openai":
+                warnings.append("the LLM gave no checklist; used the rules reader's checks")
+        negated = list(analysis.negated)
+        for c in given:
+            if c.kind != "absent" or _head(c.subject) in _heads(negated):
+                continue
+            if _said_absent(llm_spec.idea_en, c.subject):
+                negated.append(c.subject)
+            else:
+                warnings.append(f"dropped the check that {c.subject!r} is absent: the idea asks for it")
+        heads = _heads(negated)
+        # A thing the idea rules out cannot also be a thing the image must show (nor have a colour or a place).
+        keep = [c for c in given if c.kind != "absent" and not {_head(c.subject), _head(c.object or "")} & heads]
+        absent = [LLMCheck(kind="absent", subject=n) for n in negated]
+        return checklist.link([*keep, *absent]), negated
 
     def _fallback(self, idea: str, style: dict[str, str] | None, exc: Exception) -> PromptSpec:
         spec = rules_spec(idea, style=style["name"] if style else None, tokenizer=self.tokenizer)
@@ -214,7 +282,7 @@ class PromptChain:
             return None
 
         reply = self.llm.ask(revise_prompt, inputs, check=changed)
-        return self.finalize(reply, spec.idea, preset, "openai", [])
+        return self.finalize(reply, spec.idea, preset, "openai", [], previous=spec.checks)
 
     def refine(self, spec: PromptSpec, request: str) -> PromptSpec:
         """Apply a follow-up request ("make it night") to an existing spec."""
@@ -226,7 +294,7 @@ class PromptChain:
             "style_hint": _style_hint(preset),
             "positive": spec.positive,
             "negative": spec.negative,
-            "elements": ", ".join(spec.elements),
+            "checks": _check_lines(spec.checks),
             "request": request,
         }
         try:
@@ -238,6 +306,84 @@ class PromptChain:
             out.warnings.insert(0, f"the openai engine failed ({why}); refined with the rules engine")
             return out
         return self.finalize(reply, f"{spec.idea}; {request}", preset, "openai", [])
+
+
+def _head(name: str) -> str:
+    """The dictionary form of a noun phrase's head: 'parked vehicles' -> 'vehicle', 'statue of a horse' -> 'statue'."""
+    words = _WORD.findall(name.lower().split(" of ")[0])
+    return lemma(words[-1]) if words else ""
+
+
+def _heads(names: Sequence[str]) -> set[str]:
+    return {h for h in map(_head, names) if h}
+
+
+def _names(text: str, heads: set[str]) -> bool:
+    """`text` names one of the things, in any form of its head word ('a car-free street' names 'cars')."""
+    return any(lemma(w) in heads for w in _WORD.findall(text))
+
+
+def _drop_words(text: str, heads: set[str]) -> str:
+    """`text` without the words that name the things."""
+    return " ".join(w for w in _WORD.findall(text) if lemma(w) not in heads)
+
+
+def _said_absent(idea_en: str, name: str) -> bool:
+    """Whether the idea rules `name` out, or at least does not ask for it (an extra `absent` check is harmless).
+
+    For the negations only the LLM found: a negation word shortly before the thing in the same clause, or
+    "nowhere", "missing" just after it.
+    """
+    head = _head(name)
+    words = re.findall(r"[^\W_]+(?:'t)?|[,;.:!?]", idea_en.lower())
+    mentions = [i for i, w in enumerate(words) if lemma(w) == head]
+    for i in mentions:
+        if _ABSENCE_AFTER & set(words[i + 1:i + 3]):
+            return True
+        for w in reversed(words[max(0, i - 4):i]):
+            if w in _NEGATION_CUES or w.endswith("n't"):
+                return True
+            if w in _CLAUSE_BREAKS or not w[0].isalnum():
+                break
+    return not mentions
+
+
+def _leave_out(terms: list[str], heads: set[str], analysis: Analysis) -> list[str]:
+    """The positive terms without the negated things: Stable Diffusion draws every noun it reads.
+
+    A term that says the thing is absent is read again without it ("shells but no sandpipers" -> "shells"); one that
+    shows it ("parked vehicles") goes. The first term is the subject: rather than lose it, it becomes the idea's
+    own text without its negated parts ("a street without vehicles" -> "an empty street").
+    """
+    if not heads:
+        return terms
+    out: list[str] = []
+    for i, term in enumerate(terms):
+        if not _names(term, heads):
+            out.append(term)
+            continue
+        candidates = [checklist.analyze(term).positive, *([analysis.positive] if i == 0 else []),
+                      _NEGATED_PART.sub("", term)]
+        kept = next((c.strip(" ,") for c in candidates if c.strip(" ,") and not _names(c, heads)), None)
+        if kept is not None:
+            out.append(kept)
+    return out or [_drop_words(analysis.positive, heads) or analysis.positive]
+
+
+def _check_lines(checks: Sequence[LLMCheck]) -> str:
+    """Checks as short lines for a prompt: '- attribute: kitten = red', '- relation: kitten on basket'."""
+    lines = []
+    for c in checks:
+        if c.kind == "relation":
+            fact = f"{c.subject} {c.value or 'with'} {c.object or ''}".strip()
+        elif c.kind == "text":
+            fact = f'{c.subject} = "{c.value or ""}"'
+        elif c.value:
+            fact = f"{c.subject} = {c.value}"
+        else:
+            fact = c.subject
+        lines.append(f"  - {c.kind}: {fact}")
+    return "\n".join(lines) or "  - (none)"
 
 
 def _same_prompt(a: str, b: str) -> bool:

@@ -725,8 +725,10 @@ class _Reader:
                     ref = self.resolve(u.owner, exclude=[u], animate=part)
                     if ref is not None and ref.subject.lower() not in (w.lower() for w in u.words):
                         u.words = [f"{ref.subject}'s", *u.words]
+                after = units[k + 1] if k + 1 < len(units) else None
                 coordinated = isinstance(prev, Tok) and bool(group) and (
-                    prev.low in ("and", "or") or (prev.low == "," and objects))
+                    prev.low in ("and", "or") or (prev.low == "," and objects and not (
+                        isinstance(after, Tok) and after.tag in ("REL", "VERB", "AUX"))))
                 owner_pred = pred if pred and pred_subject else (last_pred[1].split() if coordinated and objects and last_pred else [])
                 owners = pred_subject if pred else (last_pred[0] if last_pred else [])
                 worn = u.head.lower() in d["_clothing"] or lemma(u.head) in d["_body_parts"]
@@ -912,7 +914,9 @@ class _Reader:
     def _negate(self, np: NP, start: int, units: list[Any], k: int, host: NP | None) -> None:
         """A negated object: out of the prompt (with what only refers to it: 'on it'), into `absent`."""
         end = np.end
-        name = np.subject
+        # The thing as the idea names it, adjectives included ("orange juice"), articles and quantifiers aside.
+        name = re.sub(r"(?i)^(?:(?:a|an|the|any|some|its|their|his|her|single)\s+)+", "", self.text[np.start:np.end]).strip()
+        name = name or np.subject
         j = k + 1
         # "a statue of a horse": the whole phrase is what must be absent.
         if j + 1 < len(units) and isinstance(units[j], Tok) and units[j].low == "of" and isinstance(units[j + 1], NP):
@@ -922,6 +926,7 @@ class _Reader:
             j += 2
         # "without any books on it": the trailing place refers back to the host.
         if j + 1 < len(units) and isinstance(units[j], Tok) and units[j].tag == "PREP" \
+                and (units[j].value or units[j].low) in ("on", "in", "inside", "within", "on top of", "at") \
                 and isinstance(units[j + 1], Tok) and units[j + 1].tag == "PRON":
             end = units[j + 1].end
             if j + 2 < len(units) and isinstance(units[j + 2], Tok) and units[j + 2].tag == "POSS":
@@ -936,6 +941,10 @@ class _Reader:
             word = self.d["negation"]["rephrase"].get(lemma(np.head))
             if word == "empty" and lemma(host.head) not in self.d["negation"]["empty_hosts"]:
                 word = None  # "an empty street", but not "an empty dog"
+            written = self.text[host.start:host.end].split()
+            if (len(written) > 1 and written[-1][:1].isupper()) or host.head[:1].isupper() \
+                    or host.head.lower() in self.d["_time_words"] | self.d["_skip_entities"]:
+                word = None  # not "Ha empty Long Bay", not "at empty night"
             if word and word not in host.adjectives:
                 self.rephrase[host.start] = word
 

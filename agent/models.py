@@ -92,7 +92,7 @@ class LLMSpec(BaseModel):
     negative: str = Field(
         max_length=400,
         description="The negative prompt, in English: comma-separated things to avoid (artifacts, defects, "
-        "unwanted content). Never mention anything the idea asks for."
+        "unwanted content), first what the idea says must not be there. Never mention anything the idea asks for."
     )
     # Not asked for any more (`checks` say it, one fact each), but accepted from models that still send it.
     elements: SkipJsonSchema[list[Annotated[str, Field(max_length=80)]]] = Field(
@@ -107,6 +107,20 @@ class LLMSpec(BaseModel):
         description="What the image must show, as atomic checks, most important first.",
     )
     language: str = Field(json_schema_extra={"maxLength": 16}, description="ISO 639-1 code of the language the idea was written in, e.g. 'en', 'zh'.")
+
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _usable_checks(cls, v: Any) -> Any:
+        """Small models get a check wrong now and then: a bad one is left out rather than failing the reply."""
+        if not isinstance(v, list) or cls is not LLMSpec:  # a PromptSpec's checks are ours, already whole
+            return v
+        kept = []
+        for item in v:
+            try:
+                kept.append(LLMCheck.model_validate(item))
+            except ValueError:
+                continue
+        return kept[:16]
 
     @field_validator("idea_en", "positive", "negative", "elements", "language", mode="before")
     @classmethod

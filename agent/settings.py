@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     llm_method: StructuredMethod = Field(
         "auto", description="auto: found out once per server (json_schema, else json_mode); or one of the three"
     )
-    llm_max_tokens: int = Field(400, ge=32, le=8192, description="Most tokens one LLM reply may have")
+    llm_max_tokens: int = Field(600, ge=32, le=8192, description="Most tokens one LLM reply may have")
     llm_repeat_penalty: float | None = Field(
         None, ge=1, le=2, description="Repetition penalty for servers that take one (llama.cpp), e.g. 1.1"
     )

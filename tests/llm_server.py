@@ -1,7 +1,8 @@
 """A small OpenAI-compatible chat-completions server on 127.0.0.1 for tests.
 
 It answers like an OpenAI endpoint: the reply is a tool call when the request offers tools (function calling),
-else message content (json_schema / json_mode). Tests queue replies (good, malformed, schema-violating, HTTP
+else message content (json_schema / json_mode). `GOOD` is a reply with a checklist, `OLDER` one in the older shape
+(`elements`, no `checks`). Tests queue replies (good, malformed, schema-violating, HTTP
 errors, slow) and read back every request the real `langchain-openai` client sent.
 """
 
@@ -61,9 +62,16 @@ GOOD = dict(
     idea_en="a red kitten sitting in a basket",
     positive="a small red kitten sitting in a wicker basket, soft natural light, pet photography, highly detailed",
     negative="lowres, blurry, watermark, bad anatomy, extra legs",
-    elements=["red kitten", "wicker basket"],
+    checks=[
+        {"kind": "entity", "subject": "kitten"},
+        {"kind": "entity", "subject": "wicker basket"},
+        {"kind": "attribute", "subject": "kitten", "value": "red"},
+        {"kind": "relation", "subject": "kitten", "value": "sitting in", "object": "wicker basket"},
+    ],
     language="zh",
 )
+# The reply of a model that follows the older schema: `elements`, no `checks`.
+OLDER = {**{k: v for k, v in GOOD.items() if k != "checks"}, "elements": ["red kitten", "wicker basket"]}
 
 
 class FakeOpenAI:

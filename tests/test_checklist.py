@@ -223,3 +223,21 @@ def test_public_negation_lines_are_all_read() -> None:
     for idea in negated:
         spec = rules_spec(idea)
         assert any(c.kind == "absent" for c in spec.checks), idea
+
+
+def test_a_bad_check_from_a_model_is_left_out_not_fatal() -> None:
+    from ideaforge.agent.models import LLMSpec
+
+    spec = LLMSpec.model_validate({
+        "idea_en": "a red kitten", "positive": "a red kitten", "negative": "blurry", "language": "en",
+        "checks": [{"kind": "colour", "subject": "kitten"}, {"kind": "attribute", "subject": "kitten", "value": "red"},
+                   {"kind": "entity", "subject": "x" * 500}, "not a check"],
+    })
+    assert [(c.kind, c.subject, c.value) for c in spec.checks] == [("attribute", "kitten", "red")]
+
+
+def test_rephrasing_never_lands_inside_a_name_or_a_time() -> None:
+    assert rules_spec("An aerial view of Ha Long Bay without any boats").positive.startswith("An aerial view of Ha Long Bay")
+    assert rules_spec("a lighthouse in a storm at night, with no ships").positive.startswith("a lighthouse in a storm at night")
+    plate = rules_spec("a plate that has no bananas on it. there is a glass without orange juice next to it.")
+    assert "next to it" in plate.positive and plate.negative.startswith("bananas, orange juice")

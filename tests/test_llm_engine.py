@@ -34,11 +34,13 @@ def test_good_reply_with_each_structured_output_method(server, method) -> None:
     assert spec.idea == "一只坐在篮子里的红色小猫" and spec.idea_en == GOOD["idea_en"]
     assert spec.positive.startswith("a small red kitten sitting in a wicker basket")
     assert spec.elements == ["red kitten", "wicker basket"] and spec.language == "zh"
+    assert [(c.kind, c.subject) for c in spec.checks][:2] == [("entity", "kitten"), ("entity", "wicker basket")]
     request = server.requests[-1]
     if method == "function_calling":
         assert request["tools"][0]["function"]["name"] == "LLMSpec"
         props = request["tools"][0]["function"]["parameters"]["properties"]
-        assert "most important first" in props["elements"]["description"]
+        assert "most important first" in props["checks"]["description"]
+        assert "elements" not in props  # the checks say it; the model need not write both
     elif method == "json_schema":
         assert request["response_format"]["type"] == "json_schema"
     else:
@@ -69,7 +71,7 @@ def test_twice_malformed_falls_back_to_rules_with_reason(server, method) -> None
 
 
 def test_schema_violation_is_repaired(server) -> None:
-    server.push(Reply.spec(positive="a cat", negative="", language="en"))  # no idea_en, no elements
+    server.push(Reply.spec(positive="a cat", negative="", language="en"))  # no idea_en
     spec = chain_for(server, llm_method="function_calling").optimize("a cat")
     assert spec.engine == "openai" and len(server.requests) == 2
     assert "idea_en" in server.requests[1]["messages"][-1]["content"]
@@ -188,7 +190,7 @@ def test_batch_runs_concurrently_and_keeps_order(server) -> None:
 def test_templates_input_variables_are_pinned() -> None:
     assert set(idea_prompt().input_variables) == {"idea", "style_hint"}
     assert set(revise_prompt().input_variables) == {"style_hint", "idea_en", "history", "critique"}
-    assert set(refine_prompt().input_variables) == {"style_hint", "positive", "negative", "elements", "request"}
+    assert set(refine_prompt().input_variables) == {"style_hint", "positive", "negative", "checks", "request"}
 
 
 def test_style_hint_reaches_the_llm_and_preset_is_applied(server) -> None:

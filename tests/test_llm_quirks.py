@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import pytest
-from llm_server import GOOD, FakeOpenAI, Reply
+from llm_server import GOOD, OLDER, FakeOpenAI, Reply
 
 from ideaforge.agent.chain import PromptChain
 from ideaforge.agent.settings import load_settings
@@ -58,7 +58,7 @@ def test_every_request_caps_the_reply_and_a_runaway_reply_gets_a_shorter_repair(
     with FakeOpenAI(llama_cpp=True) as server:
         server.push(Reply.spec(**runaway), Reply.spec(**GOOD))
         spec = chain(server.url, llm_method="json_schema").optimize("a calm lake")
-    assert [r["max_completion_tokens"] for r in server.requests] == [400, 400]
+    assert [r["max_completion_tokens"] for r in server.requests] == [600, 600]
     assert "cut off at the length limit" in user_text(server.requests[1])
     assert spec.engine == "openai" and "serene, serene" not in spec.positive
 
@@ -66,10 +66,16 @@ def test_every_request_caps_the_reply_and_a_runaway_reply_gets_a_shorter_repair(
 def test_the_schema_bounds_strings_and_lists() -> None:
     from ideaforge.agent.models import LLMSpec
 
-    props = LLMSpec.model_json_schema()["properties"]
+    schema = LLMSpec.model_json_schema()
+    props = schema["properties"]
     assert props["positive"]["maxLength"] and props["negative"]["maxLength"] and props["idea_en"]["maxLength"]
-    assert props["elements"]["maxItems"] == 8 and props["elements"]["items"]["maxLength"]
+    assert props["checks"]["maxItems"] == 16
+    check = schema["$defs"]["LLMCheck"]["properties"]
+    assert check["subject"]["maxLength"] and check["value"]["anyOf"][0]["maxLength"]
     assert props["language"]["maxLength"]
+    assert "elements" not in props  # no longer asked for, though still accepted (bounded) from older models
+    with pytest.raises(ValueError, match="elements"):
+        LLMSpec.model_validate(dict(GOOD, elements=[f"thing {i}" for i in range(9)]))
 
 
 def test_a_repetition_penalty_reaches_servers_that_take_one() -> None:
@@ -104,10 +110,12 @@ def test_the_language_follows_the_idea_not_the_llm(idea: str, claimed: str, expe
 
 
 def test_repeated_and_empty_elements_are_dropped_and_an_empty_negative_filled() -> None:
-    odd = dict(GOOD, elements=["head", "Head", " ", "head", "red kitten"], negative="")
+    from ideaforge.agent.models import LLMSpec
+
+    odd = dict(OLDER, elements=["head", "Head", " ", "head", "red kitten"], negative="")
+    assert LLMSpec.model_validate(odd).elements == ["head", "red kitten"]
     with FakeOpenAI(default=lambda request: Reply.spec(**odd)) as server:
         spec = chain(server.url).optimize("a red kitten in a basket")
-    assert spec.elements == ["head", "red kitten"]
     assert spec.negative and "blurry" in spec.negative
     assert any("no negative prompt" in w for w in spec.warnings)
 

@@ -185,6 +185,7 @@ def explicit_spec(forge: Any, args: GenerateRequest, *, style: str | None = None
             positive=args.prompt if args.prompt is not None else base.positive,
             negative=args.negative_prompt if args.negative_prompt is not None else base.negative,
             elements=base.elements,
+            checks=base.checks,
             language=base.language,
         )
     except ValidationError:
