@@ -141,6 +141,8 @@ def _tokens(text: str) -> list[Tok]:
     return out
 
 
+_PART_OF = {"back", "side", "top", "front", "bottom", "edge", "corner", "tip", "roof", "door", "window", "handle",
+            "surface", "face", "screen", "wall", "base", "rim", "lid", "cover", "seat", "wheel", "wheels", "legs"}
 _ENDS = {"up", "down", "out", "off", "over", "away", "back", "forward", "around", "apart", "aside", "inside", "outside"}
 _HAVE = {"with", "has", "have", "having", "wearing", "wears", "wear", "wore"}
 _TEXT_LEADS = {"text", "words", "word", "caption", "message", "title", "slogan", "says", "saying", "reads", "reading",
@@ -370,6 +372,7 @@ class NP:
     quantity: str | None = None  # "a group of women": group
     owner: str | None = None  # "their left leg": their (resolved to whose leg while reading)
     owned: bool = False  # named with its owner ("the girl's hair"), which says the relation
+    whole: NP | None = None  # "the back of an elephant": the elephant
 
     @property
     def subject(self) -> str:
@@ -455,8 +458,9 @@ def _chunk(toks: list[Tok]) -> list[Any]:
             continue
         span = toks[start:i]
         last_tok = toks[i - 1]
-        if not nouns and adjectives and span[0].tag == "DET" and last_tok.tag == "ADJ" and " " not in adjectives[-1] \
-                and "NOUN" in _forms(last_tok.low)[0] and last_tok.low not in d["_colors"] | d["_sizes"]:
+        clause_start = start == 0 or toks[start - 1].low in _SENTENCE_END
+        if not nouns and adjectives and (span[0].tag == "DET" or clause_start) and last_tok.tag == "ADJ" \
+                and " " not in adjectives[-1] and "NOUN" in _forms(last_tok.low)[0] and last_tok.low not in d["_sizes"]:
             # "a glass", "a remote and a joystick": a word that can be a noun, after an article, is one
             adjectives.pop()
             out.append(NP(last_tok.low, [last_tok.low], adjectives, count, quote, span[0].start, last_tok.end, owner=owner))
@@ -572,6 +576,15 @@ class _Reader:
         i = 0
         while i < len(units):
             u = units[i]
+            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                    and isinstance(units[i + 2], NP) and len(u.words) == 1 and not units[i + 2].owner
+                    and (u.head.lower() in _PART_OF or lemma(u.head) in d["_body_parts"])):
+                whole: NP = units[i + 2]  # "the back of an elephant": the elephant's back
+                u.whole = whole
+                u.words = [f"{whole.subject}'s", *u.words]
+                out.append(u)
+                i += 3
+                continue
             if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
                     and isinstance(units[i + 2], NP) and u.head.lower() in d["_quantity_nouns"] and len(u.words) == 1):
                 inner: NP = units[i + 2]
@@ -739,6 +752,9 @@ class _Reader:
                         and not u.owner and "'s" not in u.subject and u.head.lower() not in d["_skip_entities"]:
                     u.words = [f"{owners[0].subject}'s", *u.words]  # "a girl with rainbow hair": the girl's hair
                     u.owned = True
+                if u.whole is not None:
+                    self.entity(u.whole)
+                    self.history.append(u.whole)
                 self.entity(u)
                 self.history.append(u)
                 if front_prep is not None and front_place is None and subject is None:
