@@ -431,6 +431,9 @@ def _chunk(toks: list[Tok]) -> list[Any]:
                     break
                 if t.low in d["_side_words"] and i + 1 < n and toks[i + 1].tag == "NOUN":
                     side.append(t.low)  # "left leg" names a part; "left" is not a property of it
+                elif adjectives and i and toks[i - 1].tag == "ADJ" and t.low in d["_colors"] \
+                        and adjectives[-1].split()[-1] in d["_colors"] and not adverb:
+                    adjectives[-1] = f"{adjectives[-1]} {t.low}"  # "dark brown", "light green"
                 elif adjectives and i and toks[i - 1].low in ("and", "or", ",") and t.low in d["_colors"] \
                         and adjectives[-1].split()[-1] in d["_colors"]:
                     joint = " or " if toks[i - 1].low == "or" else " and "
@@ -727,7 +730,7 @@ class _Reader:
                     neg, neg_start = None, None
                     prev = u
                     continue
-                part = lemma(u.head) in d["_body_parts"] and "'s" not in u.subject
+                part = (lemma(u.head) in d["_body_parts"] or u.head.lower() in d["_clothing"]) and "'s" not in u.subject
                 own = self.text[u.start:u.end].lower()
                 if part and not u.owner and (own.startswith("the ") or not own.startswith(("a ", "an ", "some "))):
                     u.owner = "its"  # "The right arm is extended" in a text about a person: the person's arm
