@@ -160,3 +160,14 @@ def quiet_progress() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     diffusers_logging.disable_progress_bar()
     transformers_logging.disable_progress_bar()
+
+
+def write_section(path: Path, section: str, name: str) -> None:
+    """Put `section` (from `<!-- NAME ...` to `<!-- /NAME -->`) into the markdown file, replacing its earlier copy."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    start, end = text.find(f"<!-- {name}"), text.find(f"<!-- /{name} -->")
+    if start >= 0 and end > start:
+        text = text[:start] + section + text[end + len(f"<!-- /{name} -->\n"):]
+    else:
+        text = text.rstrip() + "\n\n" + section
+    path.write_text(text, encoding="utf-8")

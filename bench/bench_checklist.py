@@ -239,16 +239,6 @@ def section(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    doc = path.read_text(encoding="utf-8") if path.is_file() else ""
-    start, end = doc.find("<!-- checklist"), doc.find("<!-- /checklist -->")
-    if start >= 0 and end > start:
-        doc = doc[:start] + text + doc[end + len("<!-- /checklist -->\n"):]
-    else:
-        doc = doc.rstrip() + "\n\n" + text
-    path.write_text(doc, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", type=Path, help="rewrite this section of the given BENCHMARKS.md")
@@ -279,7 +269,7 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(results, indent=1), encoding="utf-8")
     if args.write:
-        write_section(args.write, text)
+        _common.write_section(args.write, text, "checklist")
     sys.stdout.flush()
 
 

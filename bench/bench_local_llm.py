@@ -269,16 +269,6 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    start, end = text.find("<!-- local-llm"), text.find("<!-- /local-llm -->")
-    if start >= 0 and end > start:
-        text = text[:start] + section + text[end + len("<!-- /local-llm -->\n"):]
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--server")
@@ -299,7 +289,7 @@ def main() -> None:
 
     if args.render:
         results = json.loads(Path(args.json).read_text(encoding="utf-8"))
-        write_section(Path(args.write), markdown(results))
+        _common.write_section(Path(args.write), markdown(results), "local-llm")
         return
     binary, gguf = find_server(args.server), find_gguf(args.gguf)
     engine = import_engine(args.code_root)
@@ -332,7 +322,7 @@ def main() -> None:
         _common.write_json(args.json, results)
     print(markdown(results))
     if args.write:
-        write_section(Path(args.write), markdown(results))
+        _common.write_section(Path(args.write), markdown(results), "local-llm")
 
 
 if __name__ == "__main__":
