@@ -198,6 +198,8 @@ def test_optimize_prompt_returns_the_spec(forge: IdeaForge) -> None:
     spec = PromptSpec.model_validate(reply.artifact)
     assert spec == forge.optimize(IDEA, style="anime")
     assert spec.positive in reply.content and spec.negative in reply.content and "of 77" in reply.content
+    # The calling model reads the checklist too: every check's question is in the reply it sees.
+    assert spec.checks and all(c.question in reply.content for c in spec.checks)
 
 
 def test_generate_image_with_an_explicit_prompt_uses_it(forge: IdeaForge) -> None:

@@ -92,6 +92,7 @@ class OptimizePromptTool(_ForgeTool):
         data = spec.model_dump(mode="json")
         shown = {k: data[k] for k in ("positive", "negative", "elements", "style", "engine")}
         shown["tokens"] = f"{spec.positive_tokens} / {spec.negative_tokens} of 77"
+        shown["checklist"] = [f"{c.id}. {c.kind}: {c.question}" for c in spec.checks]  # what the image must show
         if spec.warnings:
             shown["warnings"] = spec.warnings
         return json.dumps(shown, ensure_ascii=False), data
