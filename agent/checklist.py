@@ -427,7 +427,7 @@ def _chunk(toks: list[Tok]) -> list[Any]:
                     break
                 adverb.append(t.low)  # "a very tall tree": very tall
             elif t.tag == "ADJ":
-                if nouns and not all(x.tag == "POSS" for x in nouns):
+                if nouns and nouns[-1].tag != "POSS":
                     break
                 if t.low in d["_side_words"] and i + 1 < n and toks[i + 1].tag == "NOUN":
                     side.append(t.low)  # "left leg" names a part; "left" is not a property of it
@@ -580,6 +580,17 @@ class _Reader:
         while i < len(units):
             u = units[i]
             if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                    and isinstance(units[i + 2], NP) and self.text[u.start:u.end].split()[-1][:1].isupper()
+                    and self.text[units[i + 2].start:units[i + 2].end].split()[-1][:1].isupper()):
+                name: NP = units[i + 2]  # "the Statue of Liberty", "Bank of America": one name
+                name.words = [*u.words, "of", *name.words]
+                name.head = name.words[-1]
+                name.adjectives = u.adjectives + name.adjectives
+                name.start = u.start
+                out.append(name)
+                i += 3
+                continue
+            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
                     and isinstance(units[i + 2], NP) and len(u.words) == 1 and not units[i + 2].owner
                     and (u.head.lower() in _PART_OF or lemma(u.head) in d["_body_parts"])):
                 whole: NP = units[i + 2]  # "the back of an elephant": the elephant's back
@@ -598,11 +609,13 @@ class _Reader:
                 if head in ("slice", "slices", "piece", "pieces", "bar", "bars", "loaf", "scoop", "chunk", "strip"):
                     inner.words = [f"{head} of", *inner.words]  # "a square slice of pizza": the slice is the thing
                     inner.adjectives = u.adjectives + inner.adjectives
-                elif head not in ("lot", "lots", "kind", "type", "sort", "bit", "bits", "amount", "plenty", "top",
+                elif head not in ("set", "sets", "collection", "series", "variety", "varieties", "assortment", "array",
+                                  "kinds", "types", "sorts", "number", "selection",
+                                  "lot", "lots", "kind", "type", "sort", "bit", "bits", "amount", "plenty", "top",
                                   "side", "front", "back", "middle", "center", "centre", "edge", "corner", "rest",
                                   "part", "most", "view", "image", "picture", "shape", "full", "pair", "couple",
                                   "dozens", "hundreds", "thousands"):
-                    inner.quantity = " ".join([*u.adjectives, head])  # "a tall stack of books": a tall stack
+                    inner.quantity = " ".join(["in a", *u.adjectives, head])  # "a tall stack of books": in a tall stack
                 else:
                     inner.adjectives = u.adjectives + inner.adjectives
                 out.append(inner)
@@ -618,10 +631,9 @@ class _Reader:
                 continue
             if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
                     and isinstance(units[i + 2], NP) and u.head.lower() in d["_frame_of"] and len(u.words) == 1):
-                out.append(units[i + 2])  # "a photo of a robot": the robot
                 if u.adjectives:  # "a beautiful portrait of a woman": what kind of picture
                     self.add("style", "image", " ".join([*u.adjectives, u.head.lower()]))
-                i += 3
+                i += 2  # "a photo of a robot": the robot, read again ("a painting of the Statue of Liberty")
                 continue
             if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
                     and isinstance(units[i + 2], AP)):
@@ -643,8 +655,11 @@ class _Reader:
             if t.tag == "STYLECUE":
                 name = []
                 j = i + 1
-                while j < len(toks) and toks[j].tag != "PUNCT" and toks[j].low not in ("and", "with", "in", "on", "at"):
+                while j < len(toks) and toks[j].tag != "PUNCT" and (
+                        toks[j].low not in ("and", "with", "in", "on", "at")
+                        or (toks[j].low == "and" and j + 1 < len(toks) and toks[j + 1].tag == "NOUN")):
                     name.append(toks[j].text)
+                    toks[j].tag = "STYLE"  # the artist's name is the style, not a thing in the picture
                     j += 1
                 if name:
                     self.add("style", "image", f"{t.low} {' '.join(name)}")
@@ -830,6 +845,8 @@ class _Reader:
                     elif isinstance(prev, NP):
                         if objects and last_pred is not None and last_pred[2]:
                             who = last_pred[0]  # "a man standing on the beach vacuuming sand": the man
+                        elif objects and prev.owned and last_pred is not None:
+                            who = last_pred[0]  # "a poodle wearing a cap holding a book": the poodle holds it
                         elif objects:
                             who = [prev]  # "a meme showing a cat attacking a shoe": the cat
                         else:
@@ -1087,11 +1104,12 @@ def question(check: LLMCheck) -> str:
         return f"Is the image free of any {s}?"
     if check.kind == "style":
         style = v or s
-        if style.split()[0] in ("in", "art", "by", "painted", "drawn", "illustrated", "inspired", "style", "artwork",
-                                 "painting", "photo", "photograph", "drawing", "illustration", "sketch", "made",
-                                 "designed", "trending"):
-            return f"Is the image {style}?" if style.startswith(("in ", "inspired", "trending", "painted", "drawn", "made", "designed", "illustrated")) else f"Is the image made in the manner of '{style}'?"
-        return f"Is the image {_article(style)}?"
+        cue = next((c for c in _data()["style_cues"] if style.lower().startswith(c + " ")), None)
+        if cue is not None:  # "art by greg rutkowski", "in the style of van gogh"
+            return f"Is the image in the style of {style[len(cue):].strip()}?"
+        if style.lower().startswith(("in ", "inspired ", "trending ")):
+            return f"Is the image {style}?"
+        return f"Is the image {_article(style)}?"  # "Is the image a watercolor painting?"
     return f"Does the image show {s}?"
 
 

@@ -241,3 +241,19 @@ def test_rephrasing_never_lands_inside_a_name_or_a_time() -> None:
     assert rules_spec("a lighthouse in a storm at night, with no ships").positive.startswith("a lighthouse in a storm at night")
     plate = rules_spec("a plate that has no bananas on it. there is a glass without orange juice next to it.")
     assert "next to it" in plate.positive and plate.negative.startswith("bananas, orange juice")
+
+
+def test_questions_read_as_a_person_would_ask() -> None:
+    def questions(idea: str) -> list[str]:
+        return [c.question for c in rules_spec(idea).checks]
+
+    assert "Is the image a photo?" in questions("a photo of a red cube")
+    assert "Is the image in the style of greg rutkowski and alphonse mucha?" in questions(
+        "a castle, art by greg rutkowski and alphonse mucha")
+    assert not any("rutkowski" in q for q in questions("a castle, art by greg rutkowski") if q.startswith("Is there"))
+    assert "Is there a statue of liberty?" in [q.lower().replace("statue of liberty", "statue of liberty")
+                                               for q in questions("An abstract painting of the Statue of Liberty")]
+    poodle = questions("a poodle wearing a baseball cap holding a dictionary")
+    assert "Is the poodle holding the dictionary?" in poodle  # the poodle holds it, not its cap
+    assert "Are the women in a group?" in questions("a group of women are making pizzas")
+    assert "Is the man wearing jeans?" in questions("a man wearing jeans")
