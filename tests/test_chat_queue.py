@@ -38,4 +38,6 @@ def test_a_message_sent_during_a_run_is_queued_then_refines_the_result(server: t
         finally:
             browser.close()
     ideas = sorted(read_record(p)["ideaforge"]["idea"] for p in out.glob("*.png"))
-    assert ideas == [IDEA, f"{IDEA}; make it night"]  # the first run finished; the message refined its result
+    # The first run finished (its image is there) and the message refined its result; how many rounds each took
+    # is the critic loop's business.
+    assert sorted(set(ideas)) == [IDEA, f"{IDEA}; make it night"]
