@@ -1,0 +1,163 @@
+"""Noun phrases (NP) and adjective phrases (AP) from tagged tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ideaforge.agent.checklist.words import _ENDS, _SENTENCE_END, Tok, _data, _forms
+
+
+# -- noun phrases ----------------------------------------------------------------------------------------------------
+@dataclass
+class NP:
+    head: str  # the head noun as written
+    words: list[str]  # compound: noun modifiers and head, as written ("traffic light", "person's head")
+    adjectives: list[str] = field(default_factory=list)
+    count: int | str | None = None  # a number, or a vague amount ("several")
+    quote: str | None = None
+    start: int = 0
+    end: int = 0
+    negated: bool = False
+    quantity: str | None = None  # "a group of women": group
+    owner: str | None = None  # "their left leg": their (resolved to whose leg while reading)
+    owned: bool = False  # named with its owner ("the girl's hair"), which says the relation
+    whole: NP | None = None  # "the back of an elephant": the elephant
+
+    @property
+    def subject(self) -> str:
+        return " ".join(self.words)
+
+
+@dataclass
+class AP:
+    """An adjective phrase with no noun: 'white', 'red and black', 'very tall'."""
+
+    adjectives: list[str]
+    start: int = 0
+    end: int = 0
+
+
+def _chunk(toks: list[Tok]) -> list[Any]:
+    """Group tokens into noun phrases (NP) and adjective phrases (AP); other tokens pass through."""
+    d = _data()
+    out: list[Any] = []
+    i, n = 0, len(toks)
+    while i < n:
+        t = toks[i]
+        if t.tag not in ("DET", "NUM", "ADJ", "NOUN", "POSS", "ADV", "QUOTE") or (t.tag == "ADV" and not _np_ahead(toks, i)):
+            out.append(t)
+            i += 1
+            continue
+        if t.tag == "QUOTE" and not (i + 1 < n and toks[i + 1].tag == "NOUN"):
+            out.append(t)
+            i += 1
+            continue
+        start = i
+        count: int | str | None = None
+        adjectives: list[str] = []
+        nouns: list[Tok] = []
+        quote: str | None = None
+        owner: str | None = None
+        side: list[str] = []
+        adverb: list[str] = []
+        while i < n:
+            t = toks[i]
+            if t.tag == "DET":
+                if nouns:
+                    break
+                if t.low in ("his", "her", "their", "its"):
+                    owner = t.low
+            elif t.tag == "NUM":
+                if nouns:
+                    break
+                count = t.value
+            elif t.tag == "ADV":
+                if nouns or not _np_ahead(toks, i):
+                    break
+                adverb.append(t.low)  # "a very tall tree": very tall
+            elif t.tag == "ADJ":
+                if nouns and nouns[-1].tag != "POSS":
+                    break
+                if t.low in d["_side_words"] and i + 1 < n and toks[i + 1].tag == "NOUN":
+                    side.append(t.low)  # "left leg" names a part; "left" is not a property of it
+                elif adjectives and i and toks[i - 1].tag == "ADJ" and t.low in d["_colors"] \
+                        and adjectives[-1].split()[-1] in d["_colors"] and not adverb:
+                    adjectives[-1] = f"{adjectives[-1]} {t.low}"  # "dark brown", "light green"
+                elif adjectives and i and toks[i - 1].low in ("and", "or", ",") and t.low in d["_colors"] \
+                        and adjectives[-1].split()[-1] in d["_colors"]:
+                    joint = " or " if toks[i - 1].low == "or" else " and "
+                    adjectives[-1] = f"{adjectives[-1].replace(' and ', ', ')}{joint}{t.low}"  # "black and white"
+                else:
+                    adjectives.append(" ".join([*adverb, t.low]))
+                adverb = []
+            elif t.tag == "QUOTE":
+                if nouns or not (i + 1 < n and toks[i + 1].tag == "NOUN"):
+                    break
+                quote = t.value
+            elif t.tag in ("NOUN", "POSS"):
+                nouns.append(t)
+                if t.tag == "NOUN" and i + 1 < n and toks[i + 1].tag == "POSS":
+                    pass
+            elif t.tag in ("CONJ", "PUNCT") and t.low in ("and", ",", "or") and adjectives and not nouns \
+                    and i + 1 < n and toks[i + 1].tag in ("ADJ", "ADV"):
+                pass  # "a black and white cat", "a big, red ball"
+            else:
+                break
+            i += 1
+        if i == start:
+            out.append(toks[i])
+            i += 1
+            continue
+        span = toks[start:i]
+        last_tok = toks[i - 1]
+        clause_start = start == 0 or toks[start - 1].low in _SENTENCE_END
+        if not nouns and adjectives and (span[0].tag == "DET" or clause_start) and last_tok.tag == "ADJ" \
+                and " " not in adjectives[-1] and "NOUN" in _forms(last_tok.low)[0] and last_tok.low not in d["_sizes"]:
+            # "a glass", "a remote and a joystick": a word that can be a noun, after an article, is one
+            adjectives.pop()
+            out.append(NP(last_tok.low, [last_tok.low], adjectives, count, quote, span[0].start, last_tok.end, owner=owner))
+            continue
+        if not nouns:
+            if adjectives:
+                # "straight down", "bent forward": a particle after the adjective belongs to it
+                while i < n and toks[i].low in _ENDS and toks[i].tag in ("ADV", "PREP") and not (
+                        i + 1 < n and toks[i + 1].tag in ("DET", "NUM", "ADJ", "NOUN", "POSS")):
+                    adjectives[-1] = f"{adjectives[-1]} {toks[i].low}"
+                    i += 1
+                out.append(AP(adjectives, span[0].start, toks[i - 1].end))
+            else:
+                out.extend(span)
+            continue
+        # Colour and material nouns before the head are attributes ("a stone pedestal": stone); the rest is the name.
+        words: list[str] = list(side)
+        for k, nt in enumerate(nouns):
+            last = k == len(nouns) - 1
+            if not last and nt.low in ("color", "colour", "colored", "coloured"):
+                continue  # "yellow color objects": the colour is said by the adjective
+            if not last and nt.low in d["_attr"] and len(words) == len(side):
+                adjectives.append(nt.low)
+            else:
+                words.append(nt.text if nt.text.isupper() or _proper(nt) else nt.low)
+        if words[-1].lower() in ("color", "colour", "colors", "colours") and adjectives and len(words) == 1:
+            out.append(AP(adjectives, span[0].start, span[-1].end))  # "in yellow and green color"
+            continue
+        # "a Disney graveyard photo": the photo is the frame, the graveyard the thing.
+        if len(words) > 1 and words[-1].lower() in d["_frame_of"]:
+            words = words[:-1]
+        out.append(NP(words[-1], words, adjectives, count, quote, span[0].start, span[-1].end, owner=owner))
+    return out
+
+
+def _proper(t: Tok) -> bool:
+    return t.text[:1].isupper() and not _forms(t.low)[0]
+
+
+def _np_ahead(toks: list[Tok], i: int) -> bool:
+    """An adverb begins a noun phrase only when adjectives and a noun follow ('a very tall tree')."""
+    j = i
+    while j < len(toks) and toks[j].tag == "ADV":
+        j += 1
+    return j < len(toks) and toks[j].tag == "ADJ"
+
+
