@@ -13,6 +13,7 @@ import json
 import re
 import threading
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from ideaforge import prompts
@@ -33,10 +34,19 @@ _FAR_OVER_BUDGET = 2 * 77
 _TEXT_WARNING = "the idea asks for written text: Stable Diffusion 1.x/2.x and SDXL render text poorly (FLUX and SD 3.5 do better)"
 _WORD = re.compile(r"[^\W_]+")
 # Words that say a thing must not be there, for negations the rules reader did not find but the LLM did.
-_NEGATION_CUES = {"no", "not", "without", "never", "none", "nor", "free", "devoid", "lacking", "minus", "sans", "zero"}
-_CLAUSE_BREAKS = {"and", "but", "with", "while", "where"}
-_ABSENCE_AFTER = {"nowhere", "absent", "missing", "gone"}  # "umbrellas nowhere in sight"
-_NEGATED_PART = re.compile(r"(?i)\s*\b(?:without|with no|with zero|free of|devoid of|no)\b[^,;.]*")
+
+
+@lru_cache(maxsize=1)
+def _negation() -> dict[str, Any]:
+    """The negation cues of prompts/checklist.json, for the negations only a language model found."""
+    cues = prompts.read_json("checklist.json")["negation"]
+    phrases = sorted(cues["before"], key=len, reverse=True)
+    return {
+        "words": set(cues["words"]),
+        "after": set(cues["after"]),  # "umbrellas nowhere in sight"
+        "breaks": set(cues["clause_breaks"]),
+        "part": re.compile(r"(?i)\s*\b(?:" + "|".join(re.escape(p) for p in phrases) + r")\b[^,;.]*"),
+    }
 
 
 def resolve_engine(settings: Settings) -> str:
@@ -338,12 +348,12 @@ def _said_absent(idea_en: str, name: str) -> bool:
     words = re.findall(r"[^\W_]+(?:'t)?|[,;.:!?]", idea_en.lower())
     mentions = [i for i, w in enumerate(words) if lemma(w) == head]
     for i in mentions:
-        if _ABSENCE_AFTER & set(words[i + 1:i + 3]):
+        if _negation()["after"] & set(words[i + 1:i + 3]):
             return True
         for w in reversed(words[max(0, i - 4):i]):
-            if w in _NEGATION_CUES or w.endswith("n't"):
+            if w in _negation()["words"] or w.endswith("n't"):
                 return True
-            if w in _CLAUSE_BREAKS or not w[0].isalnum():
+            if w in _negation()["breaks"] or not w[0].isalnum():
                 break
     return not mentions
 
@@ -363,7 +373,7 @@ def _leave_out(terms: list[str], heads: set[str], analysis: Analysis) -> list[st
             out.append(term)
             continue
         candidates = [checklist.analyze(term).positive, *([analysis.positive] if i == 0 else []),
-                      _NEGATED_PART.sub("", term)]
+                      _negation()["part"].sub("", term)]
         kept = next((c.strip(" ,") for c in candidates if c.strip(" ,") and not _names(c, heads)), None)
         if kept is not None:
             out.append(kept)
