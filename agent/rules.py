@@ -13,6 +13,7 @@ from typing import Any
 from ideaforge import prompts
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
 from ideaforge.agent.checklist import analyze, elements, link
+from ideaforge.agent.checklist.words import QUOTED
 from ideaforge.agent.models import LLMCheck, PromptSpec
 from ideaforge.agent.text import detect_language, join_terms, split_terms, stem, words
 from ideaforge.errors import InputError
@@ -205,7 +206,7 @@ TEXT_WARNING = (
     "the idea asks for written text: Stable Diffusion 1.x/2.x and SDXL render text poorly (expect misspellings); "
     "FLUX and SD 3.5 do better"
 )
-_QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![\w'’])'[^']+'(?![\w])")
+_QUOTED = re.compile(QUOTED)
 
 
 def compact_words(text: str, stopwords: set[str]) -> str:

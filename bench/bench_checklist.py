@@ -37,6 +37,7 @@ import _common
 
 from ideaforge.agent.budget import content_stems
 from ideaforge.agent.checklist import analyze, lemma
+from ideaforge.agent.checklist.words import QUOTED
 from ideaforge.agent.rules import _vocab, rules_spec
 from ideaforge.agent.text import split_terms
 from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
@@ -172,7 +173,7 @@ def negation(ideas: list[str], tok: Any) -> dict[str, Any]:
         if not names:
             continue
         spec = rules_spec(idea, tokenizer=tok)
-        positive = norm(re.sub(r"'[^']*'|\"[^\"]*\"", " ", spec.positive))  # quoted text is the idea's own words
+        positive = norm(re.sub(QUOTED, " ", spec.positive))  # quoted text is the idea's own words
         negative_terms = [norm(t) for t in split_terms(spec.negative)]
         entities = [norm(c.subject) for c in spec.checks if c.kind == "entity"] + [norm(e) for e in spec.elements]
         for name in names:
@@ -202,7 +203,7 @@ def budget_and_speed(ideas: list[str], tok: Any) -> dict[str, Any]:
         times.append(time.perf_counter() - started)
         within += spec.positive_tokens <= 77 and spec.negative_tokens <= 77
         # Quoted text is to be written, not drawn as a thing ("a bar without a wrapper, with the word 'WRAPPER'").
-        kept = content_stems(re.sub(r"\"[^\"]*\"|'[^']*'|“[^”]*”", " ", analyze(idea).positive), stop)
+        kept = content_stems(re.sub(QUOTED, " ", analyze(idea).positive), stop)
         contradictions += sum(bool(content_stems(t, stop) & kept) for t in split_terms(spec.negative))
     return {"ideas": len(ideas), "within_budget": within / len(ideas), "contradictions": contradictions,
             "ms_median": 1000 * statistics.median(times), "ms_p95": 1000 * _common.p95(times)}

@@ -12,9 +12,11 @@ from ideaforge.tools._lazy import heavy_import
 
 MAX_CHECKS = 48
 
+# Text in quotes, the way ideas quote it: "…", “…”, ‘…’ or '…' (an apostrophe inside a word is not a quote).
+QUOTED = r"\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![\w'’])'[^']+'(?![\w])"
 # A quoted span, a word (inner hyphens and apostrophes kept: "rubik's", "car-free"), or punctuation.
 _TOKEN = re.compile(
-    r"(?P<q>\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![\w'’])'[^']+'(?![\w]))"
+    rf"(?P<q>{QUOTED})"
     r"|(?P<w>[^\W_]+(?:[-'’.][^\W_]+)*)"
     r"|(?P<p>[.,;:!?()\[\]–—-])"
 )
