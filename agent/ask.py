@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ideaforge.agent.llm import (
+from ideaforge.agent.models import LLMSpec
+from ideaforge.errors import LLMError
+from ideaforge.tools.llm import (
     COMPACT_BELOW,
     CircuitBreaker,
     call_scope,
@@ -28,8 +30,6 @@ from ideaforge.agent.llm import (
     reason,
     remember_method,
 )
-from ideaforge.agent.models import LLMSpec
-from ideaforge.errors import LLMError
 from ideaforge.tools.sanitize import redact
 
 Check = Callable[[LLMSpec], "str | None"]

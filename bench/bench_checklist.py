@@ -131,8 +131,9 @@ def coverage(items: dict[str, dict[str, Any]], tok: Any) -> dict[str, Any]:
             hit_kind = any(need <= words and kind in KINDS[cat] for kind, words in checks)
             any_hit[cat] += hit_any
             kind_hit[cat] += hit_kind
-            if not hit_any and len(misses[cat]) < 8:
-                misses[cat].append(f"{row['tuple']} | {text[:70]}")
+            if not all(any(k <= words for _, words in checks) for k in keys) and len(misses[cat]) < 400:
+                miss=[sorted(k) for k in keys if not any(k <= words for _, words in checks)]
+                misses[cat].append(f"{row['tuple']} | MISS {miss} | {text[:200]}")
     return {
         cat: {"propositions": total[cat],
               "keyword": keyword_hit[cat] / total[cat] if total[cat] else 0.0,
