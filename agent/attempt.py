@@ -12,14 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ideaforge.agent.models import Attempt, ImageRecord, PromptSpec, Scores
+from ideaforge.agent import critics
+from ideaforge.agent.critics import is_checklist_critic
+from ideaforge.agent.models import Attempt, ImageRecord, PromptSpec, Review, Scores
 from ideaforge.agent.record import PngRecord
 from ideaforge.agent.settings import Settings
 
 
 @dataclass
 class Event:
-    """Progress for UIs: `stage` is one of prompt, generate, critic, saved, revise, done."""
+    """Progress for UIs: `stage` is one of prompt, generate, critic, saved, revise, done.
+
+    A `critic` event with `data["review"]` carries the best image's verdicts (a `Review` as a dict)."""
 
     stage: str
     round: int = 0
@@ -74,13 +78,18 @@ def make_attempt(
     images = generator.generate(requests, one_each, on_step=on_step, cancel=cancel)
     t_gen = time.perf_counter() - t0
     scores: list[Any] = []
+    reviews: list[Review | None] = []
     t_critic = 0.0
     if scorer is not None:
-        emit(Event("critic", round=round_no, candidate=candidate, message="scoring"))
+        emit(Event("critic", round=round_no, candidate=candidate, message="checking"))
         t1 = time.perf_counter()
         good = [g.image for g in images if usable(g)]
-        scored = iter(scorer.score(good, spec.idea_en, spec.elements)) if good else iter(())
-        scores = [next(scored) if usable(g) else None for g in images]
+        if is_checklist_critic(scorer):
+            done = iter(critics.review(scorer, good, spec)) if good else iter(())
+            reviews = [next(done) if usable(g) else None for g in images]
+        else:
+            scored = iter(scorer.score(good, spec.idea_en, spec.elements)) if good else iter(())
+            scores = [next(scored) if usable(g) else None for g in images]
         t_critic = time.perf_counter() - t1
     attempt = Attempt(
         round=round_no,
@@ -93,6 +102,7 @@ def make_attempt(
     for i, g in enumerate(images):
         s = scores[i] if scores else None
         rec = ImageRecord(seed=g.seed, flagged=g.flagged, error=getattr(g, "error", None), warnings=list(g.warnings))
+        rec.review = reviews[i] if reviews else None
         if s is not None:
             rec.scores = Scores(
                 idea=round(s.idea, 4),
@@ -117,10 +127,23 @@ def make_attempt(
             emit(Event("saved", round=round_no, candidate=candidate, message=rec.path, data={"path": rec.path}))
         attempt.images.append(rec)
     best = attempt.best_image()
-    if best is not None and best.scores is not None:
+    if best is not None and best.review is not None:
+        if best.review.alignment is not None:
+            attempt.score = best.review.alignment
+        attempt.quality = best.review.quality
+        attempt.failed = best.review.failed()
+        attempt.critique = "\n".join(critics.failed_lines(spec, best.review)) or "every check passed"
+        by_id = {c.id: c for c in critics.checks_of(spec)}
+        attempt.weak = list(dict.fromkeys(by_id[c].subject for c in attempt.failed if c in by_id))
+        if best.review.warnings:
+            emit(Event("critic", round=round_no, candidate=candidate, message="; ".join(best.review.warnings)))
+    elif best is not None and best.scores is not None:
         attempt.score = best.scores.idea
         attempt.critique = best.scores.critique
         attempt.weak = best.scores.weak
+    if best is not None and best.review is not None:
+        emit(Event("critic", round=round_no, candidate=candidate, message=f"{best.review.passed}/{best.review.judged} "
+                   "checks passed", data={"review": best.review.model_dump()}))
     return attempt
 
 def png_record(spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt, plan: Plan) -> PngRecord:
@@ -147,7 +170,8 @@ def png_record(spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt, pla
         round=attempt.round,
         candidate=attempt.candidate,
         scores=rec.scores,
-        warnings=[*spec.warnings, *g.warnings],
+        review=rec.review,
+        warnings=[*spec.warnings, *g.warnings, *(rec.review.warnings if rec.review else [])],
         versions=package_versions(),
         batch=plan.tags.get("batch"),
     )

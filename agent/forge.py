@@ -9,11 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ideaforge.agent import critics
 from ideaforge.agent.attempt import Event, OnEvent, Plan, make_attempt
 from ideaforge.agent.chain import PromptChain, describe
+from ideaforge.agent.critics import build_critic, is_checklist_critic
 from ideaforge.agent.loop import LoopOptions, critic_loop
 from ideaforge.agent.models import Attempt, PromptSpec, RunResult
 from ideaforge.agent.record import PngRecord
+from ideaforge.agent.repair import repair_rules
 from ideaforge.agent.request import RunOptions, parse_size
 from ideaforge.agent.rules import revise_rules
 from ideaforge.agent.settings import Settings, load_settings
@@ -54,6 +57,8 @@ class IdeaForge:
         self._generator = generator
         self._scorer = scorer
         self._lock = threading.Lock()
+        self._critics: dict[str, Any] = {}
+        self._idea_scorer: Any = None
         self._counting_with_model = False
 
     @classmethod
@@ -90,12 +95,30 @@ class IdeaForge:
 
     @property
     def scorer(self) -> Any:
+        """The critic of the configured `critic` setting (or the injected scorer/critic)."""
+        return self.critic_for(self.settings.critic)
+
+    @property
+    def idea_scorer(self) -> Any:
+        """A scorer with one CLIP score per image and per element (`score_image`): the injected one if it has
+        `.score`, else the CLIP critic of `clip_model`, loaded once."""
         with self._lock:
-            if self._scorer is None:
+            if self._scorer is not None and callable(getattr(self._scorer, "score", None)):
+                return self._scorer
+            if self._idea_scorer is None:
                 from ideaforge.tools.critic import CLIPCritic
 
-                self._scorer = CLIPCritic(self.settings.clip_model, device=self.settings.device).load()
-            return self._scorer
+                self._idea_scorer = CLIPCritic(self.settings.clip_model, device=self.settings.device).load()
+            return self._idea_scorer
+
+    def critic_for(self, name: str) -> Any:
+        """The checklist critic called `name` (clip, vlm, vlm+clip), built once; an injected scorer wins."""
+        with self._lock:
+            if self._scorer is not None:
+                return self._scorer
+            if name not in self._critics:
+                self._critics[name] = build_critic(self.settings.model_copy(update={"critic": name}))
+            return self._critics[name]
 
     # -- entry points -------------------------------------------------------------------------------------
     def optimize(self, idea: str, *, style: str | None = None) -> PromptSpec:
@@ -122,6 +145,8 @@ class IdeaForge:
         plan = self._plan(overrides)
         plan.tags = dict(tags or {})
         run = plan.settings
+        scorer = self.critic_for(run.critic) if run.critique else None  # builds, loads nothing: errors come first
+        threshold = _threshold(run.threshold, scorer)
         if spec is None:
             emit(Event("prompt", message="optimizing the prompt"))
             t0 = time.perf_counter()
@@ -138,9 +163,8 @@ class IdeaForge:
 
             self.chain.use_tokenizer(counting_copy(generator.tokenizer))
             self._counting_with_model = True
-        scorer = self.scorer if run.critique else None
-        threshold = run.threshold if run.threshold is not None else (scorer.threshold if scorer else None)
         times = {"prompt": prompt_seconds}
+        llm_calls = [1 if spec.engine == "openai" and spec.fallback is None else 0]
 
         def produce(round_no: int, candidate: int, cand: PromptSpec, seed: int) -> Attempt:
             return make_attempt(round_no, candidate, cand, seed, plan, generator, scorer, emit, cancel, times)
@@ -149,6 +173,7 @@ class IdeaForge:
             emit(Event("revise", round=best.round, message=best.critique or "revising"))
             t0 = time.perf_counter()
             specs = self._revise(best, attempts, how_many)
+            llm_calls[0] += sum(1 for s in specs if s.engine == "openai" and s is not best.spec)
             times["prompt"] = time.perf_counter() - t0
             return specs
 
@@ -159,9 +184,14 @@ class IdeaForge:
             seed=plan.seed,
             keep_seed=run.keep_seed,
             images_per_attempt=run.n,
+            max_images=run.max_images,
+            max_seconds=run.max_seconds,
+            max_llm_calls=run.max_llm_calls,
+            llm_calls=lambda: llm_calls[0],
         )
         result = critic_loop(spec, produce=produce, revise=revise, options=options)
         result.idea = spec.idea
+        result.critic = (run.critic if is_checklist_critic(scorer) else "clip-idea") if scorer is not None else None
         emit(Event("done", message=result.stopped, data={"best": result.best_image_path}))
         return result
 
@@ -231,17 +261,24 @@ class IdeaForge:
         return Plan(s, seed if seed is not None else random.randrange(2**32), gen, loras=list(self.loras))
 
     def _revise(self, best: Attempt, attempts: list[Attempt], how_many: int) -> list[PromptSpec]:
+        """New prompts for what the best attempt missed: its failed checks, or (scorers) its weak elements."""
         spec = best.spec
+
+        def offline() -> PromptSpec:
+            if best.failed:
+                return repair_rules(spec, best.failed, self.chain.tokenizer)
+            return revise_rules(spec, best.weak or spec.elements[:1], self.chain.tokenizer)
+
         if self.chain.engine == "rules":
-            weak = best.weak or spec.elements[:1]
-            return [revise_rules(spec, weak, self.chain.tokenizer)] * how_many
+            return [offline()] * how_many
         history = "\n".join(_history_line(a) for a in attempts)
         out = []
         for _ in range(how_many):
             try:
-                out.append(self.chain.revise(spec, history, best.critique or ""))
+                new = self.chain.revise(spec, history, best.critique or "")
+                out.append(new.model_copy(update={"checks": spec.checks}) if spec.checks else new)
             except Exception as exc:  # the LLM failed: revise offline rather than stop the loop
-                fallback = revise_rules(spec, best.weak or spec.elements[:1], self.chain.tokenizer)
+                fallback = offline()
                 why = describe(exc)
                 fallback.warnings.append(f"the LLM revision failed ({why}); revised with the rules engine")
                 out.append(fallback)
@@ -249,13 +286,35 @@ class IdeaForge:
 
 
 def _history_line(attempt: Attempt) -> str:
-    """One attempt as the LLM revision prompt shows it: score, element scores, the prompts."""
-    score = attempt.score if attempt.score is not None else "n/a"
+    """One attempt as the LLM revision prompt shows it (OPT2I-style): its score, what failed, the prompts."""
     image = attempt.best_image()
-    elements = image.scores.elements if image is not None and image.scores is not None else {}
-    line = f"- round {attempt.round}, candidate {attempt.candidate}, seed {attempt.seed}: score {score}"
-    line += f"; elements: {', '.join(f'{k} {v:.1f}' for k, v in elements.items())}"
+    line = f"- round {attempt.round}, candidate {attempt.candidate}, seed {attempt.seed}: "
+    if image is not None and image.review is not None:
+        r = image.review
+        line += f"{r.passed} of {r.judged} checks passed"
+        if r.quality is not None:
+            line += f", quality {r.quality:.2f}"
+        failed = critics.failed_lines(attempt.spec, r)
+        line += "".join(f"\n  failed {f}" for f in failed[:12])
+    else:
+        score = attempt.score if attempt.score is not None else "n/a"
+        elements = image.scores.elements if image is not None and image.scores is not None else {}
+        line += f"score {score}; elements: {', '.join(f'{k} {v:.1f}' for k, v in elements.items())}"
     return line + f"\n  positive: {attempt.spec.positive}\n  negative: {attempt.spec.negative}"
+
+
+def _threshold(given: float | None, scorer: Any) -> float | None:
+    """The score that ends the loop: for a checklist critic the share of checks (default all), else the scorer's."""
+    if scorer is None:
+        return None
+    if is_checklist_critic(scorer):
+        if given is not None and given > 1:
+            raise InputError(
+                f"threshold {given:g} is above 1: with a checklist critic it is the share of checks that must pass; "
+                "use e.g. --threshold 0.8 (or leave it out: all checks)"
+            )
+        return 1.0 if given is None else given
+    return given if given is not None else scorer.threshold
 
 
 def _check_writable(folder: Path) -> None:

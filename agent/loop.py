@@ -1,34 +1,45 @@
-"""The critique-and-revise loop, written as a loop.
+"""The check-and-repair loop, written as a loop.
 
-Each round generates one attempt per candidate prompt, the critic scores them, and the best attempt so far is
-kept. The loop stops when the best score meets the threshold, when two rounds in a row bring no improvement, or
-after `max_attempts` rounds. Without a critic it is a single round.
+Each round generates one attempt per candidate prompt and the critic reviews them; the best attempt so far is kept
+(most checks passed, then the highest quality). After a round the failed checks decide the next step:
+
+- **repair**: some failed check has not been worked on yet, so the prompt is revised for exactly those checks;
+- **reseed**: every failed check was already repaired in an earlier round, so the prompt already says everything
+  and the image missed it: the same prompt is sampled again with new seeds (seed search);
+- **stop**: every check passed (or the score met the threshold), a budget is spent (rounds, images, seconds, LLM
+  calls), or two rounds in a row brought no gain.
+
+Without a critic it is a single round. A critic that only gives one score per image (a scorer with `.score()`)
+has no failed checks; every round after the first is then a plain revision.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ideaforge.agent.models import Attempt, PromptSpec, RunResult
 
-# produce(round, candidate, spec, seed) -> Attempt: generate, score and save one candidate.
+# produce(round, candidate, spec, seed) -> Attempt: generate, review and save one candidate.
 Produce = Callable[[int, int, PromptSpec, int], Attempt]
-# revise(best_attempt, all_attempts, how_many) -> new candidate specs.
+# revise(best_attempt, all_attempts, how_many) -> new candidate specs, for the best attempt's failed checks.
 Revise = Callable[[Attempt, list[Attempt], int], list[PromptSpec]]
 
 
 @dataclass
 class LoopOptions:
-    max_attempts: int = 3
+    max_attempts: int = 3  # rounds
     candidates: int = 1
     threshold: float | None = None  # None: no critic, one round
     seed: int | None = None
     keep_seed: bool = False
     images_per_attempt: int = 1
-
-
+    max_images: int | None = None  # budgets; None: only the rounds bound the run
+    max_seconds: float | None = None
+    max_llm_calls: int | None = None
+    llm_calls: Callable[[], int] = lambda: 0  # LLM calls made so far in this run
 
 
 def critic_loop(first: PromptSpec, *, produce: Produce, revise: Revise, options: LoopOptions) -> RunResult:
@@ -44,11 +55,13 @@ def critic_loop(first: PromptSpec, *, produce: Produce, revise: Revise, options:
         >>> [a.score for a in result.attempts], result.best.round, result.passed, result.stopped
         ([12.0, 31.0], 2, True, 'threshold 30 met in round 2')
     """
+    started = time.monotonic()
     result = RunResult(idea=first.idea, threshold=options.threshold)
     rng = random.Random(options.seed)
     seed = options.seed if options.seed is not None else rng.randrange(2**32)
-    specs = [first] * options.candidates
+    specs, action = [first] * options.candidates, "first"
     best: Attempt | None = None
+    repaired: set[int] = set()  # checks a revision has already worked on
     stale = 0
     for round_no in range(1, options.max_attempts + 1):
         if round_no > 1 and not options.keep_seed:
@@ -58,18 +71,24 @@ def critic_loop(first: PromptSpec, *, produce: Produce, revise: Revise, options:
             produce(round_no, i + 1, spec, (seed + i * options.images_per_attempt) % 2**32)
             for i, spec in enumerate(specs)
         ]
+        for a in attempts:
+            a.action = action
         result.attempts.extend(attempts)
-        scored = [a for a in attempts if a.score is not None]
-        round_best = max(scored, key=lambda a: a.score or 0.0, default=None)
-        if round_best is not None and (best is None or (round_best.score or 0) > (best.score or 0)):
+        round_best = max((a for a in attempts if a.score is not None), key=_rank, default=None)
+        if round_best is not None and (best is None or _rank(round_best) > _rank(best)):
             best, stale = round_best, 0
         else:
             stale += 1
+
+        images = sum(len(a.images) for a in result.attempts)
         if options.threshold is None:
             result.stopped = "no critic: one round"
             break
         if best is not None and (best.score or 0) >= options.threshold:
-            result.stopped = f"threshold {options.threshold:g} met in round {best.round}"
+            result.stopped = (
+                f"all checks passed in round {best.round}" if best.score == 1.0 and _checklist(best)
+                else f"threshold {options.threshold:g} met in round {best.round}"
+            )
             break
         if stale >= 2:
             result.stopped = "two rounds brought no improvement"
@@ -77,10 +96,45 @@ def critic_loop(first: PromptSpec, *, produce: Produce, revise: Revise, options:
         if round_no == options.max_attempts:
             result.stopped = f"max attempts ({options.max_attempts}) reached"
             break
+        if options.max_images is not None and images + len(specs) * options.images_per_attempt > options.max_images:
+            result.stopped = f"image budget ({options.max_images}) spent"
+            break
+        if options.max_seconds is not None and time.monotonic() - started >= options.max_seconds:
+            result.stopped = f"time budget ({options.max_seconds:g} s) spent"
+            break
+
         basis = best or attempts[0]
-        specs = revise(basis, result.attempts, options.candidates)
+        fresh = [c for c in basis.failed if c not in repaired]
+        if basis.failed and not fresh:
+            specs, action = [basis.spec] * options.candidates, "reseed"  # seed search: the prompt says it all
+        elif options.max_llm_calls is not None and options.llm_calls() >= options.max_llm_calls:
+            specs, action = [basis.spec] * options.candidates, "reseed"  # no LLM calls left: search seeds instead
+        else:
+            specs, action = revise(basis, result.attempts, options.candidates), "repair" if basis.failed else "revise"
+            repaired.update(basis.failed)
+
     if best is None:  # no critic, or nothing could be scored: the first attempt with a usable image
         best = next((a for a in result.attempts if a.best_image() is not None), None)
     result.best = best
     result.passed = bool(best and best.score is not None and options.threshold is not None and best.score >= options.threshold)
+    result.spent = {
+        "rounds": float(max((a.round for a in result.attempts), default=0)),
+        "images": float(sum(len(a.images) for a in result.attempts)),
+        "seconds": round(time.monotonic() - started, 3),
+        "llm_calls": float(options.llm_calls()),
+        "critic_seconds": round(sum(a.seconds.get("critic", 0.0) for a in result.attempts), 3),
+        "critic_calls": float(sum(i.review.calls for a in result.attempts for i in a.images if i.review)),
+    }
     return result
+
+
+def _checklist(attempt: Attempt) -> bool:
+    image = attempt.best_image()
+    return image is not None and image.review is not None
+
+
+def _rank(attempt: Attempt) -> tuple[float, float]:
+    """Most checks passed, then the highest quality; a legacy scorer's idea score otherwise."""
+    if _checklist(attempt):
+        return attempt.rank()
+    return (attempt.score if attempt.score is not None else float("-inf"), 0.0)

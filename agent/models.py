@@ -201,6 +201,35 @@ class Scores(BaseModel):
     truncated: list[str] = Field(default_factory=list, description="Texts cut to CLIP's 77 tokens.")
 
 
+class CheckVerdict(BaseModel):
+    """A critic's verdict on one check of one image."""
+
+    check: int = Field(description="The check's id in the spec's checklist.")
+    passed: bool | None = Field(description="True, False, or None when this critic cannot judge the check.")
+    probability: float | None = Field(default=None, description="P(yes) where the critic gives one.")
+    reason: str = Field(default="", max_length=400, description="A short reason.")
+    critic: str = Field(default="", description="The critic that judged it: clip or vlm.")
+
+
+class Review(BaseModel):
+    """A checklist critic's review of one image: verdicts, scores and what it cost."""
+
+    critic: str = Field(description="clip, vlm or vlm+clip (with '(fallback clip)' when the VLM failed).")
+    verdicts: list[CheckVerdict] = Field(default_factory=list)
+    alignment: float | None = Field(
+        default=None, description="Share of judged checks passed; a check whose parent failed counts as failed."
+    )
+    passed: int = Field(default=0, description="Checks passed.")
+    judged: int = Field(default=0, description="Checks the critic could judge.")
+    quality: float | None = Field(default=None, description="Preference score (or CLIP's idea score) where known.")
+    calls: int = Field(default=0, description="Requests or forward passes the critic made for this image.")
+    seconds: float = Field(default=0.0, description="Critic time for this image.")
+    warnings: list[str] = Field(default_factory=list)
+
+    def failed(self) -> list[int]:
+        return [v.check for v in self.verdicts if v.passed is False]
+
+
 class ImageRecord(BaseModel):
     """One generated image."""
 
@@ -209,7 +238,17 @@ class ImageRecord(BaseModel):
     flagged: bool = Field(default=False, description="The model's safety checker flagged it; not a success.")
     error: str | None = Field(default=None, description="Why the image is unusable (e.g. all black), if it is.")
     scores: Scores | None = None
+    review: Review | None = Field(default=None, description="The checklist critic's verdicts, when one ran.")
     warnings: list[str] = Field(default_factory=list)
+
+    def rank(self) -> tuple[float, float]:
+        """How good the image is: checks passed (share), then quality; legacy CLIP scores by idea score."""
+        if self.review is not None:
+            return (self.review.alignment if self.review.alignment is not None else -1.0,
+                    self.review.quality if self.review.quality is not None else float("-inf"))
+        if self.scores is not None:
+            return (self.scores.idea, 0.0)
+        return (float("-inf"), float("-inf"))
 
 
 class Attempt(BaseModel):
@@ -220,9 +259,18 @@ class Attempt(BaseModel):
     spec: PromptSpec
     seed: int = Field(description="Seed of the first image; image i used seed + i.")
     images: list[ImageRecord] = Field(default_factory=list)
-    score: float | None = Field(default=None, description="Best idea score among this attempt's unflagged images.")
+    score: float | None = Field(
+        default=None,
+        description="The best image's score: the share of checks passed with a checklist critic, else CLIP's idea "
+        "score.",
+    )
+    quality: float | None = Field(default=None, description="The best image's preference (quality) score.")
     critique: str | None = None
     weak: list[str] = Field(default_factory=list)
+    failed: list[int] = Field(default_factory=list, description="Ids of the checks the best image failed.")
+    action: str | None = Field(
+        default=None, description="How this attempt's prompt came about: first, revise, repair or reseed."
+    )
     seconds: dict[str, float] = Field(default_factory=dict, description="Time per stage: prompt, generate, critic.")
     settings: dict[str, Any] = Field(default_factory=dict, description="Resolved generation settings.")
 
@@ -238,7 +286,11 @@ class Attempt(BaseModel):
         ok = [i for i in self.images if not i.flagged and i.error is None]
         if not ok:
             return None
-        return max(ok, key=lambda i: i.scores.idea if i.scores else float("-inf"))
+        return max(ok, key=lambda i: i.rank())
+
+    def rank(self) -> tuple[float, float]:
+        best = self.best_image()
+        return best.rank() if best is not None else (float("-inf"), float("-inf"))
 
 
 class RunResult(BaseModel):
@@ -249,10 +301,16 @@ class RunResult(BaseModel):
 
     idea: str
     attempts: list[Attempt] = Field(default_factory=list)
-    best: Attempt | None = Field(default=None, description="The attempt with the highest idea score.")
+    best: Attempt | None = Field(
+        default=None, description="The best attempt: most checks passed, then highest quality (or idea score)."
+    )
     threshold: float | None = None
     passed: bool = Field(default=False, description="The best score met the threshold.")
     stopped: str = Field(default="", description="Why the loop stopped.")
+    critic: str | None = Field(default=None, description="The critic that judged the images, if any.")
+    spent: dict[str, float] = Field(
+        default_factory=dict, description="What the run used: images, seconds, llm_calls, critic_calls, critic_seconds."
+    )
     warnings: list[str] = Field(default_factory=list)
 
     @property

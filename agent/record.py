@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ideaforge.agent.models import Check, PromptSpec, Scores
+from ideaforge.agent.models import Check, PromptSpec, Review, Scores
 from ideaforge.agent.request import Size
 from ideaforge.agent.text import MAX_IDEA_CHARS
 from ideaforge.errors import InputError, explain
@@ -51,6 +51,7 @@ class PngRecord(BaseModel):
     round: int = Field(default=1, ge=1, description="Round of the critic loop that made the image.")
     candidate: int = Field(default=1, ge=1, description="Candidate prompt within the round.")
     scores: Scores | None = None
+    review: Review | None = Field(default=None, description="The checklist critic's verdicts on this image.")
     warnings: list[str] = Field(default_factory=list)
     versions: dict[str, str] = Field(default_factory=dict, description="Package versions that made the image.")
     batch: dict[str, Any] | None = Field(

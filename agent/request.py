@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
@@ -113,6 +113,10 @@ Threshold = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Rounds = Annotated[int, Field(ge=1, le=20), Count]
 Candidates = Annotated[int, Field(ge=1, le=8), Count]
 Strength = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+CriticName = Literal["clip", "vlm", "vlm+clip"]
+Budget = Annotated[int, Field(ge=1, le=10_000), Count]
+Seconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
+LLMCalls = Annotated[int, Field(ge=0, le=1_000), Count]
 Idea = Annotated[str, Field(min_length=1, max_length=MAX_IDEA_CHARS)]
 
 _R = TypeVar("_R", bound="_Request")
@@ -176,12 +180,26 @@ class _Options(_Request):
         description="Score each image with the critic and revise the prompt when it falls short (on by "
         "default); false makes a single attempt, faster.",
     )
+    critic: CriticName | None = Field(
+        default=None,
+        description="Who verifies the checklist: clip (CLIP per check, local), vlm (a vision LLM on an "
+        "OpenAI-compatible server) or vlm+clip. Leave it out for the configured critic.",
+    )
     threshold: Threshold | None = Field(
-        default=None, description="Critic score that ends the loop early; leave it out for the critic's default."
+        default=None,
+        description="Score that ends the loop early: the share of checks that must pass, 0 to 1 (default 1: all); "
+        "with a scorer that gives one CLIP score per image, that score.",
     )
     max_attempts: Rounds | None = Field(default=None, description="Most rounds of the critic loop, 1 to 20.")
     candidates: Candidates | None = Field(default=None, description="Candidate prompts per round, 1 to 8.")
     keep_seed: bool | None = Field(default=None, description="Reuse the first seed in every round.")
+    max_images: Budget | None = Field(default=None, description="Most images the loop may make in all.")
+    max_seconds: Seconds | None = Field(
+        default=None, description="No new round starts after this many seconds of the run."
+    )
+    max_llm_calls: LLMCalls | None = Field(
+        default=None, description="Most LLM revisions in the run; after that the loop only re-samples seeds."
+    )
 
 
 class GenerateRequest(_Options):

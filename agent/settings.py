@@ -9,11 +9,15 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ideaforge.agent.request import (
+    Budget,
     Candidates,
+    CriticName,
     Guidance,
     Images,
+    LLMCalls,
     Rounds,
     SchedulerName,
+    Seconds,
     Size,
     Steps,
     StyleName,
@@ -82,17 +86,39 @@ class Settings(BaseSettings):
     n: Images = 1
     out: Path = Path("outputs")
 
+    # Critics
+    critic: CriticName = Field("clip", description="clip (CLIP per check), vlm (a vision LLM) or vlm+clip")
+    vlm_base_url: str | None = Field(
+        None, description="OpenAI-compatible server of the vision LLM critic (default: OpenAI's, with a key)"
+    )
+    vlm_model: str = Field("gpt-4o-mini", description="Vision LLM critic model name")
+    vlm_api_key: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("IDEAFORGE_VLM_API_KEY", "OPENAI_API_KEY", "vlm_api_key")
+    )
+    vlm_method: StructuredMethod = Field("auto", description="Structured-output method for the vision LLM")
+    vlm_timeout: float = Field(60.0, gt=0, allow_inf_nan=False, description="Seconds one VLM request may take in all")
+    vlm_max_retries: int = Field(2, ge=0, le=10)
+    vlm_max_side: int = Field(768, ge=64, le=4096, description="Longest image side sent to the vision LLM")
+    vlm_concurrency: int = Field(4, ge=1, le=32, description="VLM requests in flight at once")
+    preference: str | None = Field(
+        None, description="Preference (quality) model: Hub id or folder of a CLIP-architecture model, e.g. PickScore"
+    )
+
     # Critic loop
     critique: bool = True
     threshold: Threshold | None = None
     max_attempts: Rounds = 3
     candidates: Candidates = 1
     keep_seed: bool = False
+    max_images: Budget | None = None
+    max_seconds: Seconds | None = None
+    max_llm_calls: LLMCalls | None = None
 
     @model_validator(mode="after")
     def _register_secrets(self) -> Settings:
-        if self.openai_api_key is not None:
-            register_secret(self.openai_api_key.get_secret_value())  # redacted from all output, any length
+        for key in (self.openai_api_key, self.vlm_api_key):
+            if key is not None:
+                register_secret(key.get_secret_value())  # redacted from all output, any length
         return self
 
     def llm_configured(self) -> bool:

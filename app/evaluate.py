@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ideaforge.agent.critics import is_checklist_critic, review
 from ideaforge.agent.models import PromptSpec
 from ideaforge.errors import InputError
 
@@ -38,6 +39,7 @@ class EvalRow:
     seconds: float
     image: str | None
     error: str | None = None
+    checks: float | None = None  # share of the idea's checks the image passed (checklist critics)
 
 
 @dataclass
@@ -120,16 +122,29 @@ def evaluate(
                         out=str(out / "images" / arm), **overrides,
                     )
                     path = result.best_image_path
-                    score = None
+                    score = checks = None
                     if path:
-                        score = judge.score([path], spec.idea_en, spec.elements)[0].idea
-                    report.rows.append(EvalRow(row.idea, category, seed, arm, score, time.perf_counter() - t0, path))
+                        score, checks = _judge(judge, path, spec)
+                    report.rows.append(EvalRow(row.idea, category, seed, arm, score, time.perf_counter() - t0, path,
+                                               checks=checks))
                 except Exception as exc:  # one idea's failure is a data point, not the end of the evaluation
                     report.rows.append(EvalRow(row.idea, category, seed, arm, None, time.perf_counter() - t0, None,
                                                f"{type(exc).__name__}: {exc}"))
     report.summary = summarize(report.rows)
     report.files = write_report(report, out)
     return report
+
+
+def _judge(judge: Any, path: str, spec: PromptSpec) -> tuple[float | None, float | None]:
+    """(score, share of checks passed) of one image: a checklist critic's quality and alignment, or CLIP's score."""
+    if not is_checklist_critic(judge):
+        return judge.score([path], spec.idea_en, spec.elements)[0].idea, None
+    from PIL import Image
+
+    with Image.open(path) as im:
+        image = im.convert("RGB")
+    [r] = review(judge, [image], spec)
+    return r.quality, r.alignment
 
 
 def summarize(rows: list[EvalRow]) -> dict[str, Any]:
@@ -146,6 +161,10 @@ def summarize(rows: list[EvalRow]) -> dict[str, Any]:
             "seconds_mean": statistics.fmean(secs) if secs else None,
             "failed": sum(1 for r in rows if r.arm == arm and r.score is None),
         }
+        shares = [r.checks for r in rows if r.arm == arm and r.checks is not None]
+        if shares:
+            arms[arm]["checks_mean"] = statistics.fmean(shares)
+            arms[arm]["checks_ci95"] = list(bootstrap_ci(shares))
     by_key: dict[tuple[str, int], dict[str, float]] = {}
     for r in ok:
         by_key.setdefault((r.idea, r.seed), {})[r.arm] = r.score  # type: ignore[assignment]
@@ -175,10 +194,11 @@ def write_report(report: EvalReport, out: Path) -> dict[str, str]:
     csv_path, md_path, png_path, json_path = out / "eval.csv", out / "eval.md", out / "eval.png", out / "eval.json"
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["idea", "category", "seed", "arm", "score", "seconds", "image", "error"])
+        w.writerow(["idea", "category", "seed", "arm", "score", "seconds", "image", "error", "checks_passed"])
         for r in report.rows:
             w.writerow([r.idea, r.category, r.seed, r.arm, "" if r.score is None else f"{r.score:.4f}",
-                        f"{r.seconds:.3f}", r.image or "", r.error or ""])
+                        f"{r.seconds:.3f}", r.image or "", r.error or "",
+                        "" if r.checks is None else f"{r.checks:.4f}"])
     s = report.summary
     lines = ["| arm | images | mean CLIP score | 95% CI | mean seconds | failed |", "|---|---|---|---|---|---|"]
     for arm, a in s["arms"].items():
@@ -186,6 +206,12 @@ def write_report(report: EvalReport, out: Path) -> dict[str, str]:
         ci = "n/a" if a["mean"] is None else f"{a['ci95'][0]:.2f} – {a['ci95'][1]:.2f}"
         secs = "n/a" if a["seconds_mean"] is None else f"{a['seconds_mean']:.2f}"
         lines.append(f"| {arm} | {a['n']} | {mean} | {ci} | {secs} | {a['failed']} |")
+    if any("checks_mean" in a for a in s["arms"].values()):
+        lines += ["", "| arm | share of checks passed | 95% CI |", "|---|---|---|"]
+        for arm, a in s["arms"].items():
+            if "checks_mean" in a:
+                lo, hi = a["checks_ci95"]
+                lines.append(f"| {arm} | {a['checks_mean']:.3f} | {lo:.3f} – {hi:.3f} |")
     if s["wins"]:
         lines += ["", "| pair | first wins | second wins | ties | pairs |", "|---|---|---|---|---|"]
         for pair, w in s["wins"].items():

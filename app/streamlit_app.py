@@ -22,6 +22,7 @@ import streamlit as st
 from ideaforge import Cancelled, Event, IdeaForge, IdeaForgeError, RunResult, load_settings, prompts
 
 ENGINES = ["auto", "openai", "rules"]
+CRITICS = ["clip", "vlm", "vlm+clip"]
 NO_STYLE = "none"
 SECRET_NAMES = ("IDEAFORGE_OPENAI_API_KEY", "OPENAI_API_KEY")
 STOPPED = "Stopped before the run finished."
@@ -38,7 +39,8 @@ STAGES = {
 # -- models: one IdeaForge per configuration, shared by every session ----------------------------------------
 @st.cache_resource(show_spinner="Loading the diffusion model…", max_entries=4)
 def get_forge(
-    model: str, clip_model: str, engine: str, llm_base_url: str, llm_model: str, _api_key: str | None
+    model: str, clip_model: str, engine: str, llm_base_url: str, llm_model: str, _api_key: str | None,
+    vlm_base_url: str = "", vlm_model: str = "",
 ) -> IdeaForge:
     """Build the forge and load its diffusion model now, under the spinner (a failed load is not cached)."""
     forge = IdeaForge(
@@ -48,6 +50,8 @@ def get_forge(
         llm_base_url=llm_base_url or None,
         llm_model=llm_model,
         openai_api_key=_api_key,
+        vlm_base_url=vlm_base_url or None,
+        vlm_model=vlm_model or None,
     )
     # Load the pipeline now; the tool's per-pipeline lock makes sharing it between sessions safe.
     _ = forge.generator
@@ -103,17 +107,28 @@ def sidebar(defaults: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     size = sb.text_input("Size", defaults.size or "", placeholder="model default, e.g. 512x512", key="size")
     seed = sb.number_input("Seed", 0, 2**32 - 1, None, step=1, placeholder="random", key="seed")
     critique = sb.toggle(
-        "CLIP critique", defaults.critique, help="Score each image and revise the prompt", key="critique"
+        "Check and repair", defaults.critique, help="Check each image against the checklist and repair what failed",
+        key="critique",
     )
+    critic = sb.selectbox(
+        "Critic", CRITICS, index=CRITICS.index(defaults.critic), disabled=not critique, key="critic",
+        help="clip: CLIP per check (local); vlm: a vision LLM on an OpenAI-compatible server; vlm+clip: both",
+    )
+    vlm_base_url = sb.text_input(
+        "Vision LLM base URL", defaults.vlm_base_url or "", placeholder="http://127.0.0.1:8000/v1",
+        key="vlm_base_url", disabled=critic == "clip", help="vLLM, Ollama, LM Studio or llama.cpp with a vision model",
+    )
+    vlm_model = sb.text_input("Vision LLM model", defaults.vlm_model, key="vlm_model", disabled=critic == "clip")
     threshold = sb.number_input(
-        "Pass score",
+        "Checks that must pass",
         0.0,
-        100.0,
-        defaults.threshold,
-        step=1.0,
+        1.0,
+        defaults.threshold if defaults.threshold is not None and defaults.threshold <= 1 else None,
+        step=0.05,
         disabled=not critique,
-        placeholder="the CLIP model's default",
+        placeholder="all",
         key="threshold",
+        help="The share of the checklist an image must pass to end the loop early",
     )
     attempts = sb.number_input(
         "Attempts at most", 1, 20, defaults.max_attempts, step=1, disabled=not critique, key="max_attempts"
@@ -126,6 +141,8 @@ def sidebar(defaults: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "engine": engine,
         "llm_base_url": llm_base_url.strip(),
         "llm_model": llm_model.strip(),
+        "vlm_base_url": vlm_base_url.strip(),
+        "vlm_model": vlm_model.strip(),
     }
     options = {
         "steps": steps,
@@ -134,6 +151,7 @@ def sidebar(defaults: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "seed": seed,
         "style": "" if style == NO_STYLE else style,
         "critique": critique,
+        "critic": critic,
         "threshold": threshold,
         "max_attempts": attempts,
         "out": str(defaults.out),
@@ -152,7 +170,7 @@ def show_result(result: RunResult, key: str) -> None:
     for i, image in enumerate(best.images):
         if image.path is None or not Path(image.path).exists():
             continue
-        score = "n/a" if image.scores is None else f"{image.scores.idea:.1f}"
+        score = _score_text(image)
         st.image(
             image.path,
             caption=f"score {score} · seed {image.seed} · attempt {number} of {len(result.attempts)}",
@@ -190,8 +208,43 @@ def show_result(result: RunResult, key: str) -> None:
         )
         if result.stopped:
             st.caption(f"Loop ended: {result.stopped}")
+    if any(i.review is not None for a in result.attempts for i in a.images):
+        show_rounds(result, key)
         for warning in [*spec.warnings, *result.warnings]:
             st.caption(f"⚠ {warning}")
+
+
+def _score_text(image: Any) -> str:
+    if image.review is not None:
+        return f"{image.review.passed}/{image.review.judged} checks"
+    return "n/a" if image.scores is None else f"{image.scores.idea:.1f}"
+
+
+def show_rounds(result: RunResult, key: str) -> None:
+    """Every attempt side by side (up to four a row) with its checklist verdicts; the best one marked."""
+    with st.expander("Rounds and checklists", expanded=len(result.attempts) > 1):
+        attempts = result.attempts
+        for start in range(0, len(attempts), 4):
+            for col, attempt in zip(st.columns(4), attempts[start:start + 4]):
+                image = attempt.best_image()
+                mark = "★ best · " if attempt is result.best else ""
+                with col:
+                    st.markdown(f"**{mark}round {attempt.round}.{attempt.candidate}** ({attempt.action or 'first'})")
+                    if image is not None and image.path and Path(image.path).exists():
+                        st.image(image.path, caption=_score_text(image))
+                    if image is not None and image.review is not None:
+                        st.markdown(verdicts_markdown(attempt.spec, image.review))
+
+
+def verdicts_markdown(spec: Any, review: Any) -> str:
+    """A review as a markdown list: ✓, ✗ or ? and the check's question, with the critic's reason."""
+    questions = {c.id: c.question for c in spec.checks}
+    marks = {True: "✓", False: "✗", None: "?"}
+    lines = []
+    for v in review.verdicts:
+        why = f" — {v.reason.translate(_MARKDOWN_SPECIAL)}" if v.reason else ""
+        lines.append(f"- {marks[v.passed]} {questions.get(v.check, str(v.check)).translate(_MARKDOWN_SPECIAL)}{why}")
+    return "\n".join(lines)
 
 
 _MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]<>#|~$"})
@@ -339,7 +392,7 @@ def run_in_chat(run: Run, text: str, config: dict[str, Any], options: dict[str, 
             IdeaForge().check(**options)  # bad settings fail here, before any model loads
             forge = get_forge(**config, _api_key=secret_key())
             if options.get("critique", True):
-                with st.spinner("Loading the CLIP critic…"):
+                with st.spinner("Preparing the critic…"):
                     _ = forge.scorer  # loaded once per forge, before the run starts
         except Exception as exc:  # noqa: BLE001 - shown as one line; the chat stays usable
             status.update(label="Could not start", state="error", expanded=False)

@@ -203,13 +203,22 @@ class Batcher:
 
 
 class OneAtATime:
-    """A scorer shared by worker threads: one call at a time (CLIP on one device gains nothing from more)."""
+    """A scorer or critic shared by worker threads: one call at a time (CLIP on one device gains nothing from
+    more; a VLM critic sends a review's images concurrently itself). It has the methods its inner one has."""
 
     def __init__(self, scorer: Any) -> None:
         self._scorer = scorer
         self._lock = threading.Lock()
-        self.threshold = scorer.threshold
+        self.threshold = getattr(scorer, "threshold", None)
+        self.name = getattr(scorer, "name", "")
+        for method in ("score", "review"):
+            inner = getattr(scorer, method, None)
+            if callable(inner):
+                setattr(self, method, self._locked(inner))
 
-    def score(self, *args: Any, **kwargs: Any) -> Any:
-        with self._lock:
-            return self._scorer.score(*args, **kwargs)
+    def _locked(self, fn: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return fn(*args, **kwargs)
+
+        return call

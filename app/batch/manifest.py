@@ -37,6 +37,9 @@ COLUMNS: dict[str, Any] = {
         "elements": [{"element": "string", "score": "float64", "weak": "bool"}],
     },
     "critique": "string",
+    "critic": "string",  # the checklist critic that judged the image ("" without one)
+    "checks_passed": "float64",  # share of the checklist passed (0 when not judged)
+    "verdicts": [{"check": "int64", "kind": "string", "question": "string", "verdict": "string"}],  # yes/no/unverified
     "attempt": "int64",  # the round of the critic loop
     "candidate": "int64",
     "best": "bool",  # the idea's chosen image; it closes the idea's group of lines
@@ -55,7 +58,7 @@ COLUMNS: dict[str, Any] = {
 def manifest_line(record: PngRecord, file_name: str, best: bool) -> dict[str, Any]:
     """One `metadata.jsonl` line, from the image's own PNG record; its keys and types are `COLUMNS`."""
     tag = record.batch or {}
-    scores = record.scores
+    scores, review = record.scores, record.review
     if scores is not None:
         weak = set(scores.weak)
         elements = [{"element": str(name), "score": float(value), "weak": name in weak}
@@ -73,6 +76,9 @@ def manifest_line(record: PngRecord, file_name: str, best: bool) -> dict[str, An
         "scored": scores is not None,
         "scores": {"idea": float(scores.idea) if scores is not None else 0.0, "elements": elements},
         "critique": scores.critique if scores is not None else "",
+        "critic": review.critic if review is not None else "",
+        "checks_passed": float(review.alignment or 0.0) if review is not None else 0.0,
+        "verdicts": _verdicts(record),
         "attempt": record.round,
         "candidate": record.candidate,
         "best": bool(best),
@@ -87,6 +93,15 @@ def manifest_line(record: PngRecord, file_name: str, best: bool) -> dict[str, An
         "key": str(tag.get("key") or ""),
     }
     return line
+
+
+def _verdicts(record: PngRecord) -> list[dict[str, Any]]:
+    """One entry per check (never an empty list): its verdict as yes, no or unverified ("" when not judged)."""
+    said = {v.check: v.passed for v in record.review.verdicts} if record.review is not None else {}
+    words = {True: "yes", False: "no", None: "unverified"}
+    out = [{"check": c.id, "kind": c.kind, "question": c.question,
+            "verdict": words[said[c.id]] if c.id in said else ""} for c in record.checks]
+    return out or [{"check": 0, "kind": "", "question": "", "verdict": ""}]
 
 
 def is_current(line: dict[str, Any]) -> bool:

@@ -28,13 +28,18 @@ def eval_command(
     threshold: float | None = typer.Option(None, "--threshold", help="The critic arm's pass score."),
     max_attempts: int | None = typer.Option(None, "--max-attempts", help="The critic arm's rounds at most."),
     device: str | None = options.Device,
+    critic: str | None = options.Critic,
+    vlm_base_url: str | None = options.VlmBaseUrl,
+    vlm_model: str | None = options.VlmModel,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as one JSON object on stdout."),
 ) -> None:
-    """Measure whether the optimized prompts and the critic make better images (CLIP score, 95% CI)."""
+    """Measure whether the optimized prompts and the critic make better images: share of checks passed and
+    quality score per arm, with 95% confidence intervals."""
     from ideaforge.agent.forge import IdeaForge
     from ideaforge.app.evaluate import evaluate
 
-    forge = IdeaForge(model=model, clip_model=clip_model, engine=engine, style=style, device=device)
+    forge = IdeaForge(model=model, clip_model=clip_model, engine=engine, style=style, device=device, critic=critic,
+                      vlm_base_url=vlm_base_url, vlm_model=vlm_model)
     run_options = {"steps": steps, "guidance": guidance, "size": size, "scheduler": scheduler,
                    "threshold": threshold, "max_attempts": max_attempts}
     overrides = {k: v for k, v in run_options.items() if v is not None}

@@ -124,8 +124,15 @@ def generate(
     strength: float | None = typer.Option(None, "--strength", help="img2img strength, 0 < S <= 1."),
     out: str | None = typer.Option(None, "--out", help="Output folder."),
     critique: bool | None = options.Critique,
+    critic: str | None = options.Critic,
+    vlm_base_url: str | None = options.VlmBaseUrl,
+    vlm_model: str | None = options.VlmModel,
+    preference: str | None = options.Preference,
     threshold: float | None = options.Threshold,
     max_attempts: int | None = options.MaxAttempts,
+    max_images: int | None = options.MaxImages,
+    max_seconds: float | None = options.MaxSeconds,
+    max_llm_calls: int | None = options.MaxLlmCalls,
     candidates: int | None = options.Candidates,
     keep_seed: bool | None = options.KeepSeed,
     device: str | None = options.Device,
@@ -135,7 +142,7 @@ def generate(
     from_image: str | None = typer.Option(None, "--from", help="Reproduce an image from its PNG record."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
-    """Idea -> optimized prompt -> image(s), scored and revised by the CLIP critic."""
+    """Idea -> optimized prompt and checklist -> image(s), checked by the critic and repaired where they fail."""
     from ideaforge.agent.forge import IdeaForge
     from ideaforge.errors import InputError
 
@@ -154,6 +161,8 @@ def generate(
         llm_model=llm_model, llm_method=llm_method, llm_timeout=llm_timeout, llm_max_retries=llm_max_retries,
         require_llm=require_llm, steps=steps, guidance=guidance, size=size, n=n,
         scheduler=scheduler, out=out, critique=critique, threshold=threshold, max_attempts=max_attempts,
+        critic=critic, vlm_base_url=vlm_base_url, vlm_model=vlm_model, preference=preference,
+        max_images=max_images, max_seconds=max_seconds, max_llm_calls=max_llm_calls,
         candidates=candidates, keep_seed=keep_seed, device=device, dtype=dtype, allow_pickle=allow_pickle,
         safety_checker=False if no_safety_checker else None, loras=lora,
     )

@@ -21,6 +21,7 @@ class Progress:
         self._task: Any = None
         self._label = ""
         self.saved: list[str] = []  # complete PNGs written so far (what an interruption keeps)
+        self.checks: dict[int, Any] = {}  # the checklist, by id, for the per-round verdict tables
 
     def __enter__(self) -> Progress:
         self._bar.__enter__()
@@ -34,6 +35,7 @@ class Progress:
         self.console.print(f"[bold]negative[/]: {spec.negative}")
         for w in spec.warnings:
             self.console.print(f"[yellow]warning[/]: {w}")
+        self.checks = {c.id: c for c in getattr(spec, "checks", [])}
 
     def on_event(self, ev: Any) -> None:
         if ev.stage == "generate" and ev.total:
@@ -47,11 +49,17 @@ class Progress:
             self.saved.append(ev.data["path"])
         elif ev.stage == "revise":
             self.console.print(f"[cyan]revising[/]: {ev.message}")
+        elif ev.stage == "critic" and "review" in ev.data:
+            self.console.print(verdict_table(ev.round, ev.candidate, ev.data["review"], self.checks))
+        elif ev.stage == "critic" and ev.message and ev.message != "checking":
+            self.console.print(f"[yellow]critic[/]: {ev.message}")
 
     def summary(self, result: Any) -> None:
         for a in result.attempts:
             score = "n/a" if a.score is None else f"{a.score:.2f}"
-            weak = f"  weak: {', '.join(a.weak)}" if a.weak else ""
+            weak = f"  failed: {', '.join(a.weak)}" if a.failed else (f"  weak: {', '.join(a.weak)}" if a.weak else "")
+            if a.action and a.action != "first":
+                weak += f"  ({a.action})"
             flagged = sum(i.flagged for i in a.images)
             note = f"  ({flagged} flagged)" if flagged else ""
             self.console.print(f"round {a.round}.{a.candidate}  seed {a.seed}  score {score}{weak}{note}")
@@ -61,3 +69,26 @@ class Progress:
                 f"{'n/a' if result.best.score is None else f'{result.best.score:.2f}'} -> {result.best_image_path}"
                 + (f"  [{result.stopped}]" if result.stopped else "")
             )
+
+
+def verdict_table(round_no: int, candidate: int, review: dict[str, Any], checks: dict[int, Any]) -> Any:
+    """One round's verdicts: a row per check with ✓ (passed), ✗ (failed) or ? (not judged) and the reason."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from ideaforge.tools.sanitize import safe
+
+    title = f"round {round_no}" + (f" candidate {candidate}" if candidate > 1 else "")
+    title += f": {review.get('passed', 0)}/{review.get('judged', 0)} checks passed ({review.get('critic', '')})"
+    if review.get("quality") is not None:
+        title += f", quality {review['quality']:.2f}"
+    table = Table(title=title, title_justify="left", show_edge=False)
+    for col in ("", "#", "check", "p(yes)", "why"):
+        table.add_column(col)
+    marks = {True: Text("✓", style="green"), False: Text("✗", style="red"), None: Text("?", style="yellow")}
+    for v in review.get("verdicts", []):
+        check = checks.get(v["check"])
+        question = check.question if check is not None else ""
+        prob = "" if v.get("probability") is None else f"{v['probability']:.2f}"
+        table.add_row(marks[v["passed"]], str(v["check"]), Text(safe(question)), prob, Text(safe(v.get("reason", ""))))
+    return table

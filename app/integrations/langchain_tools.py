@@ -102,11 +102,12 @@ class GenerateImageTool(_ForgeTool):
     name: str = "generate_image"
     description: str = (
         "Make an image from an idea with Stable Diffusion. The idea (any language) is optimized into a prompt, "
-        "the image is generated, scored against the idea with CLIP and, when critique is on, the prompt is "
-        "revised and the image remade until it passes or the attempts run out; the best image is kept. "
-        "Returns the saved PNG path(s), the seed and the best CLIP score (about 30 or more is a good match "
-        "for the default critic). Optional: an explicit prompt, seed, style, size, steps, guidance, scheduler, "
-        "images per attempt, critique on/off and the critic loop's threshold and rounds."
+        "with a checklist of what the image must show, the image is generated, the critic checks each item "
+        "and, when critique is on, the prompt is repaired for what failed and the image remade until every "
+        "check passes or the budget runs out; the best image is kept. Returns the saved PNG path(s), the seed "
+        "and how many checks the best image passed (the verdicts are in the artifact). Optional: an explicit "
+        "prompt, seed, style, size, steps, guidance, scheduler, images per attempt, critique on/off, the critic "
+        "(clip, vlm, vlm+clip), the share of checks that must pass, rounds and budgets."
     )
     args_schema: type[BaseModel] = GenerateImageArgs
     runnable: Any = Field(default=None, exclude=True)
@@ -139,7 +140,7 @@ class ScoreImageTool(_ForgeTool):
              run_manager: CallbackManagerForToolRun | None = None) -> tuple[str, dict[str, Any]]:
         image = _open_image(image_path)
         with _as_tool_errors():
-            scorer = self.forge.scorer
+            scorer = self.forge.idea_scorer
             [score] = scorer.score([image], text, elements or [])
         threshold = getattr(scorer, "threshold", None)
         data = {
@@ -184,7 +185,8 @@ def _summary(result: Any, best_path: str) -> str:
     lines = [
         f"Made {len(paths)} image(s) in {rounds} round(s) for {result.idea!r}; {result.stopped or 'done'}.",
         f"Best image: {Path(best_path).resolve()} (seed {image.seed}"
-        + (f", CLIP score {best.score:.1f}" if best.score is not None else ", not scored")
+        + (f", {image.review.passed} of {image.review.judged} checks passed ({image.review.critic})"
+           if image.review is not None else f", CLIP score {best.score:.1f}" if best.score is not None else ", not scored")
         + (f", pass mark {result.threshold:g}{' met' if result.passed else ' not met'}" if result.threshold else "")
         + ").",
         f"Prompt: {best.spec.positive}",
