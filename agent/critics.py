@@ -1,8 +1,9 @@
 """The critic a run uses, built from the settings, and its reviews in the agent's models.
 
 `build_critic(settings)` gives the `--critic` choice (`clip`, `vlm`, `vlm+clip`), with a quality score beside the
-verdicts: the `--preference` model where one is set, else CLIP's idea score (CLIPScore scale). `vlm` falls back to
-CLIP, per image and with a warning, when the server fails. Nothing is loaded until the first review.
+verdicts: the `--preference` model where one is set, else (with CLIP in the critic) CLIP's idea score on the
+CLIPScore scale. `vlm` falls back to CLIP, per image and with a warning, when the server fails. Nothing is loaded
+until the first review.
 
 `review(critic, images, spec)` turns the tools layer's reviews into `Review` records; `failed_lines` words the
 failed checks for the reviser.
@@ -45,6 +46,8 @@ def build_critic(settings: Any) -> Any:
 
         preference = PreferenceScorer(settings.preference, device=settings.device)
         return WithQuality(critic, lambda images, idea: preference.score(list(images), idea), label="preference")
+    if settings.critic == "vlm":
+        return critic  # CLIP is loaded only if the VLM fails; no quality score without --preference
     idea_scorer = CLIPCritic(settings.clip_model, device=settings.device)
 
     def idea_score(images: Sequence[Any], idea: str) -> list[float]:

@@ -3,9 +3,10 @@
 Each round generates one attempt per candidate prompt and the critic reviews them; the best attempt so far is kept
 (most checks passed, then the highest quality). After a round the failed checks decide the next step:
 
-- **repair**: some failed check has not been worked on yet, so the prompt is revised for exactly those checks;
-- **reseed**: every failed check was already repaired in an earlier round, so the prompt already says everything
-  and the image missed it: the same prompt is sampled again with new seeds (seed search);
+- **repair**: some failed check has had fewer than `REPAIRS_PER_CHECK` revisions, so the prompt is revised for
+  the failed checks (each revision stresses a check more);
+- **reseed**: every failed check was already repaired that often, so the prompt already says everything and the
+  image missed it: the same prompt is sampled again with new seeds (seed search);
 - **stop**: every check passed (or the score met the threshold), a budget is spent (rounds, images, seconds, LLM
   calls), or two rounds in a row brought no gain.
 
@@ -26,6 +27,10 @@ from ideaforge.agent.models import Attempt, PromptSpec, RunResult
 Produce = Callable[[int, int, PromptSpec, int], Attempt]
 # revise(best_attempt, all_attempts, how_many) -> new candidate specs, for the best attempt's failed checks.
 Revise = Callable[[Attempt, list[Attempt], int], list[PromptSpec]]
+
+
+# Revisions a failing check gets (each one stresses it more) before the loop only searches seeds for it.
+REPAIRS_PER_CHECK = 2
 
 
 @dataclass
@@ -61,7 +66,7 @@ def critic_loop(first: PromptSpec, *, produce: Produce, revise: Revise, options:
     seed = options.seed if options.seed is not None else rng.randrange(2**32)
     specs, action = [first] * options.candidates, "first"
     best: Attempt | None = None
-    repaired: set[int] = set()  # checks a revision has already worked on
+    repaired: dict[int, int] = {}  # check id -> revisions that worked on it
     stale = 0
     for round_no in range(1, options.max_attempts + 1):
         if round_no > 1 and not options.keep_seed:
@@ -104,14 +109,15 @@ def critic_loop(first: PromptSpec, *, produce: Produce, revise: Revise, options:
             break
 
         basis = best or attempts[0]
-        fresh = [c for c in basis.failed if c not in repaired]
+        fresh = [c for c in basis.failed if repaired.get(c, 0) < REPAIRS_PER_CHECK]
         if basis.failed and not fresh:
             specs, action = [basis.spec] * options.candidates, "reseed"  # seed search: the prompt says it all
         elif options.max_llm_calls is not None and options.llm_calls() >= options.max_llm_calls:
             specs, action = [basis.spec] * options.candidates, "reseed"  # no LLM calls left: search seeds instead
         else:
             specs, action = revise(basis, result.attempts, options.candidates), "repair" if basis.failed else "revise"
-            repaired.update(basis.failed)
+            for c in basis.failed:
+                repaired[c] = repaired.get(c, 0) + 1
 
     if best is None:  # no critic, or nothing could be scored: the first attempt with a usable image
         best = next((a for a in result.attempts if a.best_image() is not None), None)

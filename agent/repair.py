@@ -70,8 +70,11 @@ def repair_rules(spec: PromptSpec, failed: list[int], tokenizer: Any = None) -> 
     tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
     by_id = {c.id: c for c in spec.checks}
     chosen = [by_id[i] for i in failed if i in by_id]
-    # A child check (the kitten is red) repairs its parent too: no separate phrase for "kitten".
+    # A child check (the kitten is red) repairs its parent too: no separate phrase for "kitten"; a count's phrase
+    # carries the thing's colour, so an attribute of a counted subject needs none of its own either.
     covered = {p for c in chosen for p in c.depends_on}
+    counted = {c.subject for c in chosen if c.kind == "count"}
+    covered |= {c.id for c in chosen if c.kind == "attribute" and c.subject in counted}
     front = [p for c in chosen if c.id not in covered and (p := phrase(c, spec.checks))]
     out = revise_rules(spec, list(dict.fromkeys(front)), tok) if front else spec.model_copy()
     absent = [c.subject for c in chosen if c.kind == "absent"]

@@ -51,12 +51,12 @@ class Script:
         return critic_loop(spec(), produce=self.produce, revise=self.revise, options=LoopOptions(**opts))
 
 
-def test_failed_checks_are_repaired_once_then_only_reseeded() -> None:
-    s = Script([([2, 3], 5.0), ([3], 6.0), ([3], 6.5), ([], 7.0)])
+def test_a_failing_check_is_repaired_twice_then_only_reseeded() -> None:
+    s = Script([([2, 3], 5.0), ([3], 6.0), ([3], 6.5), ([], 7.0)])  # quality rises: no stale stop
     result = s.run(max_attempts=5)
-    # round 1 fails 2 and 3: repaired; round 2 still fails 3, already repaired: seeds only; round 3 the same.
-    assert s.revised == [[2, 3]]
-    assert [a.action for a in result.attempts] == ["first", "repair", "reseed", "reseed"]
+    # round 1 fails 2 and 3: repaired; round 2 still fails 3: repaired again; round 3 still: seeds only.
+    assert s.revised == [[2, 3], [3]]
+    assert [a.action for a in result.attempts] == ["first", "repair", "repair", "reseed"]
     assert result.stopped == "all checks passed in round 4" and result.passed
     assert len(set(s.seeds)) == 4  # each round a new seed
 
