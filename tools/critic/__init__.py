@@ -17,10 +17,13 @@ Example (scoring needs the CLIP weights, so it is not run here; the rest is):
 torch and transformers are imported inside the functions that need them, so importing this package is instant.
 """
 
+from ideaforge.tools.critic.combine import Fallback, Merged, WithQuality
 from ideaforge.tools.critic.feedback import FLOOR, MARGIN, Critique, ImageScore, critique
 from ideaforge.tools.critic.scorer import CLIPCritic, clear_cache
 from ideaforge.tools.critic.scorer import _load as _load  # bench/bench_cold_warm.py reaches for it
 from ideaforge.tools.critic.thresholds import DEFAULT_MODEL, FALLBACK_THRESHOLD, KNOWN_THRESHOLDS, default_threshold
+from ideaforge.tools.critic.verdicts import Critic, Review, Verdict, alignment
+from ideaforge.tools.critic.vlm import VLMCritic
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -29,8 +32,16 @@ __all__ = [
     "KNOWN_THRESHOLDS",
     "MARGIN",
     "CLIPCritic",
+    "Critic",
     "Critique",
+    "Fallback",
     "ImageScore",
+    "Merged",
+    "Review",
+    "VLMCritic",
+    "Verdict",
+    "WithQuality",
+    "alignment",
     "clear_cache",
     "critique",
     "default_threshold",
