@@ -45,7 +45,7 @@ def build_critic(settings: Any) -> Any:
         from ideaforge.tools.critic import PreferenceScorer
 
         preference = PreferenceScorer(settings.preference, device=settings.device)
-        return WithQuality(critic, lambda images, idea: preference.score(list(images), idea), label="preference")
+        return WithQuality(critic, lambda images, idea: preference.score(list(images), idea), label=preference.label)
     if settings.critic == "vlm":
         return critic  # CLIP is loaded only if the VLM fails; no quality score without --preference
     idea_scorer = CLIPCritic(settings.clip_model, device=settings.device)

@@ -17,8 +17,10 @@ Example (scoring needs the CLIP weights, so it is not run here; the rest is):
 torch and transformers are imported inside the functions that need them, so importing this package is instant.
 """
 
+from ideaforge.tools.critic.checks import CLIPCheckCritic
 from ideaforge.tools.critic.combine import Fallback, Merged, WithQuality
 from ideaforge.tools.critic.feedback import FLOOR, MARGIN, Critique, ImageScore, critique
+from ideaforge.tools.critic.preference import PreferenceScorer
 from ideaforge.tools.critic.scorer import CLIPCritic, clear_cache
 from ideaforge.tools.critic.scorer import _load as _load  # bench/bench_cold_warm.py reaches for it
 from ideaforge.tools.critic.thresholds import DEFAULT_MODEL, FALLBACK_THRESHOLD, KNOWN_THRESHOLDS, default_threshold
@@ -31,12 +33,14 @@ __all__ = [
     "FLOOR",
     "KNOWN_THRESHOLDS",
     "MARGIN",
+    "CLIPCheckCritic",
     "CLIPCritic",
     "Critic",
     "Critique",
     "Fallback",
     "ImageScore",
     "Merged",
+    "PreferenceScorer",
     "Review",
     "VLMCritic",
     "Verdict",

@@ -245,35 +245,40 @@ class CLIPCritic:
         return results
 
     def _embed_texts(self, texts: list[str]) -> tuple[Any, list[str]]:
-        torch = heavy_import("torch")
-
-        tokenizer = self._processor.tokenizer
-        limit = int(self._clip.config.text_config.max_position_embeddings)
-        lengths = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
-        truncated = [t for t, n in zip(texts, lengths) if n > limit]
-        batch = tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
-        with torch.inference_mode():
-            out = self._clip.get_text_features(
-                input_ids=batch["input_ids"].to(self._device),
-                attention_mask=batch["attention_mask"].to(self._device),
-            )
-        return _normalised(out), truncated
+        return _text_features(self._clip, self._processor.tokenizer, self._device, texts)
 
     def _embed_images(self, images: list[Any]) -> Any:
-        torch = heavy_import("torch")
+        return _image_features(self._clip, self._processor, self._device, self._dtype, images)
 
-        pictures = [_as_rgb(im) for im in images]
-        chunks = []
-        for start in range(0, len(pictures), _IMAGE_BATCH):
-            pixels = self._processor.image_processor(
-                pictures[start : start + _IMAGE_BATCH], return_tensors="pt"
-            )
-            with torch.inference_mode():
-                out = self._clip.get_image_features(
-                    pixel_values=pixels["pixel_values"].to(device=self._device, dtype=self._dtype)
-                )
-            chunks.append(_normalised(out))
-        return torch.cat(chunks)
+
+def _text_features(clip: Any, tokenizer: Any, device: str | None, texts: list[str]) -> tuple[Any, list[str]]:
+    """Unit text embeddings of `texts` in one forward pass, and the texts cut to CLIP's token limit."""
+    torch = heavy_import("torch")
+
+    limit = int(clip.config.text_config.max_position_embeddings)
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=False, verbose=False)["input_ids"]]
+    truncated = [t for t, n in zip(texts, lengths) if n > limit]
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=limit, return_tensors="pt")
+    with torch.inference_mode():
+        out = clip.get_text_features(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        )
+    return _normalised(out), truncated
+
+
+def _image_features(clip: Any, processor: Any, device: str | None, dtype: Any, images: list[Any]) -> Any:
+    """Unit image embeddings, `_IMAGE_BATCH` images per forward pass."""
+    torch = heavy_import("torch")
+
+    pictures = [_as_rgb(im) for im in images]
+    chunks = []
+    for start in range(0, len(pictures), _IMAGE_BATCH):
+        pixels = processor.image_processor(pictures[start : start + _IMAGE_BATCH], return_tensors="pt")
+        with torch.inference_mode():
+            out = clip.get_image_features(pixel_values=pixels["pixel_values"].to(device=device, dtype=dtype))
+        chunks.append(_normalised(out))
+    return torch.cat(chunks)
 
 
 def _normalised(out: Any) -> Any:

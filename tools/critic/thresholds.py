@@ -83,3 +83,31 @@ def default_threshold(model: str) -> float:
     """
     name = _checkpoint_name(model)
     return KNOWN_THRESHOLDS[name] if name else FALLBACK_THRESHOLD
+
+
+# --- the per-check CLIP critic (`checks.CLIPCheckCritic`) ---------------------------------------------------------
+# A check passes when P(yes) = softmax(scale * cos(image, text), scale * cos(image, contrast))[0] > 0.5 + CHECK_MARGIN.
+# 0.1 is a chosen default, not a measurement: it asks the check's text to beat its contrast clearly rather than tie.
+# With OpenAI CLIP's logit scale of 100, P(yes) > 0.6 means the text's cosine beats the contrast's by at least
+# ln(0.6 / 0.4) / 100 = 0.0041 (0.41 on the CLIPScore scale), so a coin-flip near-tie fails. Raise it where false
+# passes cost more than false failures (a larger margin sends more checks to repair).
+CHECK_MARGIN = 0.1
+
+# --- the preference score (`preference.PreferenceScorer`) ---------------------------------------------------------
+# PickScore (Kirstain et al. 2023, "Pick-a-Pic", arXiv:2305.01569) = logit_scale.exp() * cosine(image, prompt) of
+# PickScore_v1, a CLIP-H/14 fine-tuned on Pick-a-Pic; its logit scale is 100, so scores read as 100 x cosine. The
+# paper reports 70.2% agreement with real users' choices on the Pick-a-Pic test set (humans 68.0%, zero-shot CLIP-H
+# 60.8%); HPSv3's comparison (quoted in issue 14) gives PickScore 62-80% across test sets, HPSv2 64-83%.
+# The score is made to rank images of one prompt: the paper's P(A preferred to B) is softmax(score_A, score_B), so
+# a lead of 1 point means about 73%, of 2 points about 88%. Absolute values shift with the prompt, so the numbers
+# below are orientation, not a pass mark:
+# - PICKSCORE_MEAN / PICKSCORE_STD = 21.38 / 1.18: the normalisation public reward-model training code uses for
+#   PickScore_v1 on generated images (seen in several repositories' PickScore wrappers; its original dataset is
+#   not stated there).
+# - PICKSCORE_TYPICAL = 20-23: where Stable Diffusion images usually land, SD 1.5 at the low end (about 20.5-21.5)
+#   and SDXL around 22; an estimate from published DPO-style comparison tables, not a measurement of ours.
+# - PICKSCORE_GOOD = 22.5: about the mean plus one standard deviation; a chosen default for "better than most".
+PICKSCORE_MEAN = 21.38
+PICKSCORE_STD = 1.18
+PICKSCORE_TYPICAL = (20.0, 23.0)
+PICKSCORE_GOOD = 22.5

@@ -1,0 +1,95 @@
+"""The whole loop on the real path: checklist -> langchain-openai request with the image -> verdicts -> targeted
+repair -> pass, in the shapes world, with the `vlm` critic chosen by settings (as `--critic vlm` does)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from shapes_world import ShapesWorldGenerator
+from vlm_server import Fault, VisionServer
+
+from ideaforge import IdeaForge
+from ideaforge.tools.metadata import read_record
+
+IDEA = "a red circle, two blue squares and a yellow star, no triangles"
+
+
+@pytest.fixture()
+def server():
+    with VisionServer() as s:
+        yield s
+
+
+def forge(tmp_path, url: str, **kw) -> IdeaForge:
+    return IdeaForge(engine="rules", generator=ShapesWorldGenerator(), critic="vlm", vlm_base_url=url,
+                     vlm_model="shapes-vlm", vlm_timeout=5, vlm_max_retries=0, out=str(tmp_path), **kw)
+
+
+def test_failed_checks_are_repaired_until_every_check_passes(server, tmp_path) -> None:
+    f = forge(tmp_path, server.url)
+    passed_runs = 0
+    for seed in range(6):
+        result = f.run(IDEA, seed=seed, max_attempts=5)
+        first = result.attempts[0]
+        assert result.critic == "vlm"
+        assert first.images[0].review is not None and first.images[0].review.critic == "vlm"
+        for earlier, later in zip(result.attempts, result.attempts[1:]):
+            if later.action == "repair":
+                by_id = {c.id: c for c in earlier.spec.checks}
+                failed_subjects = {by_id[c].subject for c in earlier.failed if by_id[c].kind != "absent"}
+                lead = later.spec.positive.split(", ")[0].lower()
+                assert any(s.rstrip("s") in lead for s in failed_subjects), (earlier.failed, lead)
+                assert later.spec.checks == earlier.spec.checks  # the idea's checklist stays
+        best = result.best
+        assert best.score == max(a.score for a in result.attempts)
+        passed_runs += result.passed
+        if result.passed:
+            assert result.stopped.startswith("all checks passed")
+    assert passed_runs >= 3  # the world drops shapes often; repair and seed search recover most ideas
+    # every request carried the image, downscaled never: the world's 128x128 canvas
+    assert server.requests and all(r.images == [(128, 128)] for r in server.requests)
+
+
+def test_verdicts_are_in_the_png_record_and_the_json(server, tmp_path) -> None:
+    result = forge(tmp_path, server.url).run(IDEA, seed=3, max_attempts=2)
+    image = result.best.best_image()
+    record = read_record(image.path)["ideaforge"]
+    assert record["review"]["critic"] == "vlm"
+    assert [v["check"] for v in record["review"]["verdicts"]] == [c["id"] for c in record["checks"]]
+    dumped = json.loads(result.model_dump_json())
+    assert dumped["attempts"][0]["images"][0]["review"]["verdicts"]
+    assert dumped["spent"]["critic_calls"] >= 1 and dumped["spent"]["images"] == len(result.image_paths)
+
+
+def test_a_failing_server_gets_one_line_warnings_not_a_crash(server, tmp_path) -> None:
+    server.push(Fault.garbage(), Fault.garbage())  # the first image's reply and its repair round
+    f = forge(tmp_path, server.url, critique=True)
+    f._critics["vlm"] = f.critic_for("vlm").primary  # the VLM alone: its error must reach the loop as one line
+    with pytest.raises(Exception) as info:
+        f.run(IDEA, seed=1, max_attempts=1)
+    assert "\n" not in str(info.value) and "unusable" in str(info.value)
+
+
+def test_the_image_budget_bounds_the_run(server, tmp_path) -> None:
+    result = forge(tmp_path, server.url).run("a red circle and five purple stars", seed=2, max_attempts=10,
+                                             max_images=2)
+    assert len(result.image_paths) <= 2
+    assert result.passed or result.stopped in ("image budget (2) spent", "two rounds brought no improvement")
+
+
+def test_a_threshold_above_one_is_refused_before_any_work(server, tmp_path) -> None:
+    from ideaforge.errors import InputError
+
+    f = forge(tmp_path, server.url)
+    with pytest.raises(InputError, match="threshold 30 is above 1"):
+        f.run(IDEA, threshold=30)
+    assert server.requests == []
+
+
+def test_vlm_without_a_server_says_how_to_set_one(tmp_path) -> None:
+    from ideaforge.errors import InputError
+
+    f = IdeaForge(engine="rules", generator=ShapesWorldGenerator(), critic="vlm", out=str(tmp_path))
+    with pytest.raises(InputError, match="--vlm-base-url"):
+        f.run(IDEA)
