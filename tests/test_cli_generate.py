@@ -47,21 +47,42 @@ def test_generate_json_writes_png_that_sd_parsers_reads(tiny_sd_dir, tmp_path) -
         assert a.tobytes() == b.tobytes()  # reproduced from the record, pixel for pixel
 
 
-def test_generate_with_critic_runs_three_rounds_and_reports_best(tiny_sd_dir, tiny_clip_dir, tmp_path) -> None:
+def test_generate_with_critic_runs_rounds_and_reports_best(tiny_sd_dir, tiny_clip_dir, tmp_path) -> None:
     out = run("generate", "a red kitten in a basket", "--model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir),
-              "--steps", "2", "--size", "64x64", "--threshold", "101", "--max-attempts", "3", "--seed", "1",
+              "--steps", "2", "--size", "64x64", "--threshold", "1", "--max-attempts", "3", "--seed", "1",
               "--out", str(tmp_path), "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     attempts = data["attempts"]
-    assert [a["round"] for a in attempts] == [1, 2, 3]
+    assert [a["round"] for a in attempts] == list(range(1, len(attempts) + 1))
     scores = [a["score"] for a in attempts]
     assert data["best_score"] == max(scores)
-    assert data["best"]["round"] == scores.index(max(scores)) + 1
     for a in attempts:
         assert a["positive"] and a["negative"] is not None and a["seed"] is not None and a["critique"] is not None
-        assert a["images"][0]["scores"]["elements"]
-    assert "round 3" in out.stderr and "best" in out.stderr
+        review = a["images"][0]["review"]
+        assert review["critic"] == "clip" and len(review["verdicts"]) == len(data["spec"]["checks"])
+    assert "round 1: " in out.stderr and "checks passed (clip)" in out.stderr and "best" in out.stderr
+
+
+def test_generate_with_the_vlm_critic_prints_each_rounds_verdicts(tiny_sd_dir, tmp_path) -> None:
+    sys.path.insert(0, os.path.dirname(__file__))
+    from vlm_server import VisionServer
+
+    with VisionServer() as server:  # noise from the tiny model shows no kitten: every round fails and repairs
+        out = run("generate", "a red kitten in a basket, no people", "--model", str(tiny_sd_dir), "--steps", "2",
+                  "--size", "64x64", "--critic", "vlm", "--vlm-base-url", server.url, "--vlm-model", "shapes-vlm",
+                  "--threshold", "0.9", "--max-attempts", "3", "--seed", "3", "--out", str(tmp_path), "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert len(data["attempts"]) >= 2 and data["critic"] == "vlm"
+    assert [a["action"] for a in data["attempts"]][:2] == ["first", "repair"]
+    kinds = {c["kind"] for c in data["spec"]["checks"]}
+    assert {"entity", "attribute", "absent"} <= kinds
+    for a in data["attempts"]:
+        assert a["images"][0]["review"]["critic"] == "vlm"
+    assert out.stderr.count("checks passed (vlm)") == len(data["attempts"])  # one verdict table per round
+    assert "✗" in out.stderr and "Is there a kitten?" in out.stderr
+    assert len(server.requests) == len(data["attempts"]) and server.requests[0].images == [(64, 64)]
 
 
 @pytest.mark.parametrize("size", ["100x64", "0x64", "-8x8", "64"])

@@ -34,13 +34,13 @@ def test_failed_checks_are_repaired_until_every_check_passes(server, tmp_path) -
         first = result.attempts[0]
         assert result.critic == "vlm"
         assert first.images[0].review is not None and first.images[0].review.critic == "vlm"
-        for earlier, later in zip(result.attempts, result.attempts[1:]):
-            if later.action == "repair":
-                by_id = {c.id: c for c in earlier.spec.checks}
-                failed_subjects = {by_id[c].subject for c in earlier.failed if by_id[c].kind != "absent"}
+        by_id = {c.id: c for c in first.spec.checks}
+        for k, later in enumerate(result.attempts[1:], start=1):
+            if later.action == "repair":  # the repaired prompt leads with something an earlier image failed
+                failed = {by_id[c].subject for a in result.attempts[:k] for c in a.failed if by_id[c].kind != "absent"}
                 lead = later.spec.positive.split(", ")[0].lower()
-                assert any(s.rstrip("s") in lead for s in failed_subjects), (earlier.failed, lead)
-                assert later.spec.checks == earlier.spec.checks  # the idea's checklist stays
+                assert any(s.rstrip("s") in lead for s in failed), (failed, lead)
+                assert later.spec.checks == first.spec.checks  # the idea's checklist stays
         best = result.best
         assert best.score == max(a.score for a in result.attempts)
         passed_runs += result.passed
@@ -93,3 +93,37 @@ def test_vlm_without_a_server_says_how_to_set_one(tmp_path) -> None:
     f = IdeaForge(engine="rules", generator=ShapesWorldGenerator(), critic="vlm", out=str(tmp_path))
     with pytest.raises(InputError, match="--vlm-base-url"):
         f.run(IDEA)
+
+
+def test_a_dead_vlm_server_falls_back_to_clip_with_a_warning(tiny_clip_dir, tmp_path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    f = IdeaForge(engine="rules", generator=ShapesWorldGenerator(), critic="vlm",
+                  vlm_base_url=f"http://127.0.0.1:{port}/v1", vlm_timeout=2, vlm_max_retries=0,
+                  clip_model=str(tiny_clip_dir), out=str(tmp_path))
+    result = f.run(IDEA, seed=1, max_attempts=2)
+    reviews = [i.review for a in result.attempts for i in a.images]
+    assert reviews and all(r.critic == "vlm (fallback clip)" for r in reviews)
+    assert all(r.warnings[0].startswith("the vlm critic failed (") for r in reviews)
+    assert all(v.critic == "clip" for v in reviews[0].verdicts)
+    record = read_record(result.best_image_path)["ideaforge"]
+    assert any(w.startswith("the vlm critic failed") for w in record["warnings"])
+
+
+def test_clip_and_vlm_plus_clip_run_with_the_tiny_models(server, tiny_clip_dir, tmp_path) -> None:
+    for critic in ("clip", "vlm+clip"):
+        f = IdeaForge(engine="rules", generator=ShapesWorldGenerator(), critic=critic, vlm_base_url=server.url,
+                      clip_model=str(tiny_clip_dir), out=str(tmp_path / critic.replace("+", "-")))
+        result = f.run("a red kitten next to a blue ball", seed=4, max_attempts=2)
+        review = result.attempts[0].images[0].review
+        assert review.critic == critic
+        kinds = {c.id: c.kind for c in result.attempts[0].spec.checks}
+        unverified = {kinds[v.check] for v in review.verdicts if v.passed is None}
+        if critic == "clip":
+            assert unverified <= {"relation", "text"} and "relation" in unverified  # CLIP does not guess those
+        else:
+            assert not unverified  # the VLM judged the relation; CLIP the rest where the VLM could not
+        assert review.quality is not None  # CLIP's idea score ranks images that pass as many checks
