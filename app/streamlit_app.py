@@ -208,15 +208,19 @@ def show_result(result: RunResult, key: str) -> None:
         )
         if result.stopped:
             st.caption(f"Loop ended: {result.stopped}")
-    if any(i.review is not None for a in result.attempts for i in a.images):
+        reviewed = best.best_image()
+        if reviewed is not None and reviewed.review is not None:
+            st.markdown(f"**Verdicts** ({reviewed.review.critic})\n\n" + verdicts_markdown(spec, reviewed.review))
+    if len(result.attempts) > 1 and any(i.review is not None for a in result.attempts for i in a.images):
         show_rounds(result, key)
         for warning in [*spec.warnings, *result.warnings]:
             st.caption(f"⚠ {warning}")
 
 
 def _score_text(image: Any) -> str:
-    if image.review is not None:
-        return f"{image.review.passed}/{image.review.judged} checks"
+    r = image.review
+    if r is not None:
+        return "n/a" if r.alignment is None else f"{r.alignment:.2f} ({r.passed}/{r.judged} checks)"
     return "n/a" if image.scores is None else f"{image.scores.idea:.1f}"
 
 
@@ -231,7 +235,7 @@ def show_rounds(result: RunResult, key: str) -> None:
                 with col:
                     st.markdown(f"**{mark}round {attempt.round}.{attempt.candidate}** ({attempt.action or 'first'})")
                     if image is not None and image.path and Path(image.path).exists():
-                        st.image(image.path, caption=_score_text(image))
+                        st.image(image.path, caption=f"score {_score_text(image)}")
                     if image is not None and image.review is not None:
                         st.markdown(verdicts_markdown(attempt.spec, image.review))
 

@@ -85,15 +85,17 @@ def test_agent_calls_generate_image_and_gets_the_image_path_and_scores(forge: Id
     path = Path(artifact["best_image_path"])
     assert path.is_file() and path.suffix == ".png"
     best_image = artifact["best"]["images"][0]
-    assert best_image["seed"] == 7 and best_image["path"] == str(path)
-    assert artifact["best"]["score"] == best_image["scores"]["idea"] > 0
-    assert set(best_image["scores"]["elements"]) == set(artifact["best"]["spec"]["elements"])
+    assert artifact["attempts"][0]["seed"] == 7 and best_image["path"] == str(path)
+    review = best_image["review"]  # the checklist verdicts come with the artifact
+    assert artifact["best"]["score"] == review["alignment"]
+    assert [v["check"] for v in review["verdicts"]] == [c["id"] for c in artifact["best"]["spec"]["checks"]]
     result = RunResult.model_validate(artifact)  # the artifact is the RunResult, JSON-ready
     assert result.best_image_path == str(path) and artifact["image_paths"] == result.image_paths
-    assert "seed 7" in reply.content and str(path.resolve()) in reply.content
+    assert f"seed {best_image['seed']}" in reply.content and str(path.resolve()) in reply.content
+    assert f"{review['passed']} of {review['judged']} checks passed (clip)" in reply.content
     assert state["messages"][-1].content == f"Here is your kitten: {path.resolve()}"
     # The image on disk carries the same record.
-    assert read_record(path)["ideaforge"]["scores"]["idea"] == pytest.approx(best_image["scores"]["idea"])
+    assert read_record(path)["ideaforge"]["review"] == review
 
 
 def test_agent_reads_a_tool_error_and_corrects_itself(forge: IdeaForge) -> None:
@@ -123,8 +125,8 @@ def test_agent_reads_a_tool_error_and_corrects_itself(forge: IdeaForge) -> None:
     [
         ("optimize_prompt", ["idea"], {"style"}),
         ("generate_image", ["idea"], {"prompt", "negative_prompt", "seed", "style", "size", "steps", "guidance",
-                                      "scheduler", "n", "critique", "threshold", "max_attempts", "candidates",
-                                      "keep_seed"}),
+                                      "scheduler", "n", "critique", "critic", "threshold", "max_attempts",
+                                      "candidates", "keep_seed", "max_images", "max_seconds", "max_llm_calls"}),
         ("score_image", ["image_path", "text"], {"elements"}),
     ],
 )
@@ -223,7 +225,7 @@ def test_score_image_matches_the_critic(forge: IdeaForge) -> None:
     reply = tools_by_name(forge)["score_image"].invoke(
         tool_call("score_image", {"image_path": path, "text": IDEA, "elements": ["red kitten", "basket"]})
     )
-    [direct] = forge.scorer.score([path], IDEA, ["red kitten", "basket"])
+    [direct] = forge.idea_scorer.score([path], IDEA, ["red kitten", "basket"])
     assert reply.artifact["score"] == pytest.approx(direct.idea, abs=1e-3)
     assert reply.artifact["elements"] == pytest.approx(direct.elements, abs=1e-3)
     assert reply.artifact["critique"] == direct.critique.text

@@ -265,25 +265,29 @@ def test_critic_rounds_are_batched_and_match_one_by_one_runs(tiny_sd_dir: Path, 
     ideas = public_ideas(3, start=400)
     path = write_tsv(tmp_path / "ideas.tsv", ideas)
     out = tmp_path / "out"
-    settings = {"critique": True, "clip_model": str(tiny_clip_dir), "threshold": 101.0, "max_attempts": 2}
+    settings = {"critique": True, "clip_model": str(tiny_clip_dir), "threshold": 1.0, "max_attempts": 2}
     generator = Recording(tiny_sd_dir)
     forge = make_forge(tiny_sd_dir, out, **settings, generator=generator)
     summary = run_batch(forge, path, batch_size=4)
-    assert summary.done == 3 and summary.images == 6  # two rounds each: the threshold is out of reach
-    assert len(generator.calls) < 6 and max(len(c) for c in generator.calls) >= 2  # merged across ideas
+    assert summary.done == 3
+    assert len(generator.calls) < summary.images and max(len(c) for c in generator.calls) >= 2  # merged across ideas
     manifest = check_folder(out, ideas)
 
     alone = make_forge(tiny_sd_dir, tmp_path / "alone", **settings)
+    rounds = 0
     for idea in ideas:
         result = alone.run(idea, seed=idea_seed(idea))
+        rounds += len(result.attempts)
         mine = sorted((line for line in manifest if line["text"] == idea), key=lambda line: line["attempt"])
-        assert [line["attempt"] for line in mine] == [a.round for a in result.attempts] == [1, 2]
+        assert [line["attempt"] for line in mine] == [a.round for a in result.attempts]
         assert [line["seed"] for line in mine] == [a.seed for a in result.attempts]
         assert [line["prompt"] for line in mine] == [a.spec.positive for a in result.attempts]
-        scores = [line["scores"]["idea"] for line in mine]
-        assert scores == pytest.approx([a.score for a in result.attempts], abs=1e-3)
+        shares = [line["checks_passed"] for line in mine]
+        assert shares == pytest.approx([a.score for a in result.attempts], abs=1e-3)
+        assert all(line["critic"] == "clip" and line["scored"] for line in mine)
         best = next(line for line in mine if line["best"])
-        assert best["attempt"] == result.best.round and best["critique"]
+        assert best["attempt"] == result.best.round
+    assert summary.images == rounds and rounds > 3  # some idea needed a second round: the loop ran in the batch
 
 
 # --- the command line ---------------------------------------------------------------------------------------

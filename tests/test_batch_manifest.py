@@ -43,7 +43,7 @@ def test_folders_made_with_other_options_load_and_concatenate_as_one_dataset(
     monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
     path = write_tsv(tmp_path / "ideas.tsv", public_ideas(2, start=1000))
     styled = tmp_path / "styled"
-    critic = {"critique": True, "clip_model": str(tiny_clip_dir), "threshold": 101.0, "max_attempts": 1}
+    critic = {"critique": True, "clip_model": str(tiny_clip_dir), "threshold": 1.0, "max_attempts": 1}
     assert run_batch(make_forge(tiny_sd_dir, styled, style="watercolor", **critic), path).ok
     plain = tmp_path / "plain"
     assert run_batch(make_forge(tiny_sd_dir, plain), path).ok  # no style, critique off

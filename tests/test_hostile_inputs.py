@@ -130,8 +130,9 @@ def test_ctrl_c_right_after_the_first_image_reports_what_is_on_disk(tiny_sd_dir:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "IDEAFORGE_"))}
     env["IDEAFORGE_CACHE"] = os.environ["IDEAFORGE_CACHE"]
     proc = subprocess.Popen(
-        [*EXE, "generate", "a red kitten", "--model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir),
-         "--engine", "rules", "--steps", "2", "--size", "64x64", "--threshold", "101", "--max-attempts", "20",
+        [*EXE, "generate", "three red kittens and two blue balls in a wicker basket", "--model", str(tiny_sd_dir),
+         "--clip-model", str(tiny_clip_dir), "--engine", "rules", "--steps", "50", "--size", "64x64",
+         "--threshold", "1", "--max-attempts", "20",
          "--keep-seed", "--out", str(out)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )

@@ -215,8 +215,9 @@ def test_sigint_during_a_cli_run_keeps_only_whole_images(tiny_sd_dir, tiny_clip_
     log = tmp_path / "stderr.txt"
     with log.open("w") as stderr:
         proc = subprocess.Popen(
-            [*EXE, "generate", "a red kitten in a basket", "--model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir),
-             "--steps", "400", "--size", "64x64", "--threshold", "101", "--max-attempts", "20", "--seed", "1",
+            [*EXE, "generate", "three red kittens and two blue balls in a wicker basket", "--model", str(tiny_sd_dir),
+             "--clip-model", str(tiny_clip_dir), "--steps", "400", "--size", "64x64", "--threshold", "1",
+             "--max-attempts", "20", "--seed", "1",
              "--out", str(out_dir)],
             stdout=subprocess.DEVNULL, stderr=stderr, text=True, env=env,
             # A shell's background job ignores SIGINT and its children inherit that: restore the default.
@@ -271,7 +272,7 @@ def test_planted_api_key_appears_in_no_output(tiny_sd_dir, tiny_clip_dir, tmp_pa
         env = {"OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": server.url}
         runs = [
             cli("generate", "a red kitten in a basket", "--model", str(tiny_sd_dir), "--clip-model", str(tiny_clip_dir),
-                "--steps", "1", "--size", "64x64", "--max-attempts", "2", "--threshold", "101", "--out", str(out_dir),
+                "--steps", "1", "--size", "64x64", "--max-attempts", "2", "--threshold", "1", "--out", str(out_dir),
                 "--json", env=env),
             cli("prompt", "a red kitten", "--json", env=env),
             cli("generate", "a cat", "--size", "7x7", env=env),

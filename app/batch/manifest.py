@@ -31,9 +31,9 @@ COLUMNS: dict[str, Any] = {
     "prompt": "string",  # the positive prompt the image was made from
     "negative": "string",
     "seed": "int64",
-    "scored": "bool",  # whether the critic scored the image; without it the scores below are 0
+    "scored": "bool",  # whether a critic judged the image; without it the scores below are 0
     "scores": {
-        "idea": "float64",  # CLIP score against the whole idea (its English form)
+        "idea": "float64",  # CLIP score against the whole idea (its English form), or the preference score
         "elements": [{"element": "string", "score": "float64", "weak": "bool"}],
     },
     "critique": "string",
@@ -73,8 +73,8 @@ def manifest_line(record: PngRecord, file_name: str, best: bool) -> dict[str, An
         "prompt": record.positive,
         "negative": record.negative,
         "seed": record.seed,
-        "scored": scores is not None,
-        "scores": {"idea": float(scores.idea) if scores is not None else 0.0, "elements": elements},
+        "scored": scores is not None or review is not None,
+        "scores": {"idea": _idea_score(record), "elements": elements},
         "critique": scores.critique if scores is not None else "",
         "critic": review.critic if review is not None else "",
         "checks_passed": float(review.alignment or 0.0) if review is not None else 0.0,
@@ -93,6 +93,16 @@ def manifest_line(record: PngRecord, file_name: str, best: bool) -> dict[str, An
         "key": str(tag.get("key") or ""),
     }
     return line
+
+
+def _idea_score(record: PngRecord) -> float:
+    """CLIP's score against the idea: the legacy scorer's, else the checklist critic's quality (CLIP's idea score
+    unless a preference model was set)."""
+    if record.scores is not None:
+        return float(record.scores.idea)
+    if record.review is not None and record.review.quality is not None:
+        return float(record.review.quality)
+    return 0.0
 
 
 def _verdicts(record: PngRecord) -> list[dict[str, Any]]:

@@ -110,7 +110,7 @@ class WithQuality:
     """Adds `score(images, idea)` (one float per image) to each review as its quality, timed into its cost."""
 
     def __init__(self, critic: Critic, score: Callable[[Sequence[Any], str], list[float]], *, label: str) -> None:
-        self.critic, self.score, self.label = critic, score, label
+        self.critic, self.quality_of, self.label = critic, score, label
         self.name = critic.name
 
     def review(self, images: Sequence[Any], checks: Sequence[CheckLike], idea: str) -> list[Review]:
@@ -119,7 +119,7 @@ class WithQuality:
             return reviews
         t0 = time.perf_counter()
         try:
-            qualities = self.score(images, idea)
+            qualities = self.quality_of(images, idea)
         except Exception as exc:  # noqa: BLE001 - verdicts without a quality score are still verdicts
             note = f"the {self.label} score failed ({_why(exc)}); ranked by checks alone"
             return [replace(r, warnings=[*r.warnings, note]) for r in reviews]
