@@ -248,7 +248,7 @@ def test_sigint_during_a_cli_run_keeps_only_whole_images(tiny_sd_dir, tiny_clip_
         assert path.suffix == ".png" and not path.name.startswith(".")  # no temporary leftovers
         with Image.open(path) as im:
             im.load()
-        assert PngRecord.from_png(path).idea == "a red kitten in a basket"
+        assert PngRecord.from_png(path).idea == "three red kittens and two blue balls in a wicker basket"
         assert str(path) in err  # every kept image is named
 
 
