@@ -2,6 +2,7 @@
 
     python bench/bench_checklist.py                       # prints the figures
     python bench/bench_checklist.py --write BENCHMARKS.md # also (re)writes its section of BENCHMARKS.md
+    python bench/bench_checklist.py --misses 20           # and 20 uncovered propositions per category
 
 **Coverage** (DSG-1k, the public half in ../shared/benchmarks/dsg1k/, or tests/data/dsg1k_sample.csv): a proposition
 is covered when one check of the spec names all its keywords, after the README's normalisation (lower case, no
@@ -102,7 +103,8 @@ def load_dsg(path: Path) -> dict[str, dict[str, Any]]:
     return items
 
 
-def coverage(items: dict[str, dict[str, Any]], tok: Any) -> dict[str, Any]:
+def coverage(items: dict[str, dict[str, Any]], tok: Any, keep: int = 8) -> dict[str, Any]:
+    """Coverage per category and reading, with up to `keep` uncovered propositions per category (each keyword)."""
     total: dict[str, int] = defaultdict(int)
     keyword_hit: dict[str, int] = defaultdict(int)
     union_hit: dict[str, int] = defaultdict(int)
@@ -131,8 +133,8 @@ def coverage(items: dict[str, dict[str, Any]], tok: Any) -> dict[str, Any]:
             hit_kind = any(need <= words and kind in KINDS[cat] for kind, words in checks)
             any_hit[cat] += hit_any
             kind_hit[cat] += hit_kind
-            if not all(any(k <= words for _, words in checks) for k in keys) and len(misses[cat]) < 400:
-                miss=[sorted(k) for k in keys if not any(k <= words for _, words in checks)]
+            if not all(any(k <= words for _, words in checks) for k in keys) and len(misses[cat]) < keep:
+                miss = [sorted(k) for k in keys if not any(k <= words for _, words in checks)]
                 misses[cat].append(f"{row['tuple']} | MISS {miss} | {text[:200]}")
     return {
         cat: {"propositions": total[cat],
@@ -244,7 +246,8 @@ def section(results: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", type=Path, help="rewrite this section of the given BENCHMARKS.md")
-    parser.add_argument("--misses", action="store_true", help="print a few uncovered propositions per category")
+    parser.add_argument("--misses", type=int, nargs="?", const=8, default=0, metavar="N",
+                        help="print N (default 8) uncovered propositions per category, with the keywords no check names")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args()
     tok = load_clip_tokenizer()
@@ -255,7 +258,7 @@ def main() -> None:
     results = {
         "source": str(path.relative_to(_common.ROOT.parent)) if _common.ROOT.parent in path.parents else str(path),
         "prompts": len(items),
-        "coverage": coverage(items, tok),
+        "coverage": coverage(items, tok, keep=args.misses),
         "negation": negation(ideas, tok),
         "speed": budget_and_speed(ideas + [i["text"] for i in items.values()], tok),
     }

@@ -1,7 +1,7 @@
 """The CLIP critic's share of one round: a round with the critic versus the same round without it.
 
-Arm A is `forge.run(idea, seed=..., critique=True, max_attempts=1)`: prompt, generation, scoring the image against
-the idea and its elements, saving. Arm B is the same call with `critique=False`. Both arms use one `IdeaForge`
+Arm A is `forge.run(idea, seed=..., critique=True, max_attempts=1)`: prompt, generation, the `clip` critic checking
+the image against each check of the checklist (with its contrast texts) and scoring it against the idea, saving. Arm B is the same call with `critique=False`. Both arms use one `IdeaForge`
 (models loaded before timing), alternate for `--repeats` rounds, and the report gives both medians and their ratio,
 plus the critic's share of arm A's round from the attempt's own timings (`Attempt.seconds["critic"]` over the
 call's wall time) and its median milliseconds.
@@ -18,10 +18,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 import _common
+
+sys.path.insert(0, str(_common.ROOT / "tests"))  # the tiny test models' builders
 
 
 def run(
@@ -70,7 +73,7 @@ def run(
                 critic_s.append(seconds["critic"])
                 shares.append(seconds["critic"] / wall)
                 round_shares.append(seconds["critic"] / sum(seconds.values()))
-                elements.append(len(result.attempts[0].spec.elements))
+                elements.append(len(result.attempts[0].spec.checks))
 
         return arm
 
@@ -80,12 +83,12 @@ def run(
     return {
         "model": model,
         "clip_model": clip_model,
-        "clip_device": forge.scorer.device,
+        "clip_device": forge.settings.device or "cpu",
         "threads": torch.get_num_threads(),
         "steps": steps,
         "size": f"{size}x{size}",
         "idea": idea,
-        "texts_scored": 1 + statistics.median(elements),
+        "checks": statistics.median(elements),
         "with_critic": times["with_critic"],
         "without_critic": times["without_critic"],
         **cmp,
@@ -102,7 +105,8 @@ def report(r: dict) -> str:
         [
             f"model {r['model']}, critic {r['clip_model']} ({r['clip_device']}, {r['threads']} torch threads)",
             (
-                f"{r['size']}, {r['steps']} steps, one image scored against the idea and {r['texts_scored'] - 1:g} elements; "
+                f"{r['size']}, {r['steps']} steps, one image checked by CLIP per check ({r['checks']:g} checks, contrast "
+                "texts) plus its idea score; "
                 f"{r['repeats']} interleaved repeats; load average {r['loadavg_before']} -> {r['loadavg_after']}"
             ),
             f"round with critic     median {r['a_median']:.4f} s  (min {r['a_min']:.4f})",

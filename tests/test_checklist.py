@@ -256,3 +256,80 @@ def test_questions_read_as_a_person_would_ask() -> None:
     assert "Is the poodle holding the dictionary?" in poodle  # the poodle holds it, not its cap
     assert "Are the women in a group?" in questions("a group of women are making pizzas")
     assert "Is the man wearing jeans?" in questions("a man wearing jeans")
+
+
+def _found(idea: str) -> set[tuple[str, str, str | None, str | None]]:
+    return {(c.kind, c.subject, c.value, c.object) for c in analyze(idea).checks}
+
+
+def test_with_attaches_to_the_nearest_noun_and_worn_things_to_the_nearest_person() -> None:
+    found = _found("square red apples on a tree with circular green leaves")
+    assert {("entity", "tree's leaves", None, None), ("attribute", "tree's leaves", "green", None),
+            ("relation", "tree", "with", "tree's leaves")} <= found
+    assert not any("apples's" in (s or "") + (o or "") for _, s, _, o in found)
+    assert ("attribute", "girl's hair", "red", None) in _found("a girl on a bench with red hair")
+    # A plural owner takes a bare apostrophe.
+    assert ("entity", "eggs' smile faces", None, None) in _found("five eggs with smile faces")
+
+
+def test_a_participle_after_and_is_a_predicate_not_a_thing() -> None:
+    found = _found("Sit on the floor with legs forward and bent at the knees")
+    assert ("attribute", "legs", "bent", None) in found
+    assert not any(k == "entity" and s == "bent" for k, s, _, _ in found)
+    assert not any(k == "relation" and s == "floor" for k, s, _, _ in found)  # not the floor's legs
+
+
+def test_run_on_fragments_describe_the_main_subject() -> None:
+    found = _found("statue of liberty covered in graffiti, spray paint, 2d, matte, illustration")
+    assert ("style", "statue", "2d", None) in found and ("attribute", "statue", "matte", None) in found
+    assert not any(k == "entity" and s == "2d" for k, s, _, _ in found)
+    assert not any(k == "relation" and o == "2d" for k, _, _, o in found)
+    castle = _found("a castle on a hill, 8k, ultra wide angle, zenith view, highly detailed --ar 16:9")
+    assert {("style", "castle", v, None) for v in ("8k", "ultra wide angle", "zenith view", "highly detailed",
+                                                    "ar 16:9")} <= castle
+    assert not any(k == "entity" and s in ("angle", "zenith view", "ar") for k, s, _, _ in castle)
+    # Prose keeps its lists of colours: "red, white, and blue" is the shirt's, not a fragment of its own.
+    assert ("attribute", "shirt", "blue", None) in _found("The shirt is red, white, and blue.")
+
+
+def test_an_artist_named_after_by_is_the_style() -> None:
+    found = _found("a fishing village by Ralph Steadman, dark velvet")
+    assert ("style", "image", "by Ralph Steadman", None) in found
+    assert not any(k == "entity" and "Steadman" in s for k, s, _, _ in found)
+    assert ("relation", "house", "by", "lake") in _found("a house by the lake")
+
+
+def test_a_body_part_keeps_its_whole_predicate() -> None:
+    found = _found("right leg bent back behind them, arms are out and bent back in, left arm out to the side, "
+                   "legs spread far apart, head slightly looking left")
+    for subject, value in (("right leg", "bent back behind them"), ("arms", "out and bent back in"),
+                           ("left arm", "out to the side"), ("legs", "spread far apart"),
+                           ("head", "slightly looking left")):
+        assert ("attribute", subject, value, None) in found, (subject, value)
+    assert not any(k == "relation" and o == "left arm" for k, _, _, o in found)
+    run_on = _found("legs spread right arm up at shoulder level")
+    assert not any(k == "relation" and s == "legs" for k, s, _, _ in run_on)  # a new body part, a new clause
+    assert ("attribute", "right arm", "up at shoulder level", None) in run_on
+    assert ("relation", "left hand", "holding", "cup") in _found("left hand holding a cup")
+
+
+def test_second_person_body_parts_keep_the_pronoun() -> None:
+    found = _found("Bend your left leg. Your arms are spread behind the back.")
+    assert ("entity", "your left leg", None, None) in found and ("entity", "your arms", None, None) in found
+
+
+def test_a_definite_part_belongs_to_the_one_earlier_thing_that_has_it() -> None:
+    found = _found("there is a big motorcycle in the parking lot. the seats are very big.")
+    assert ("attribute", "motorcycle's seats", "very big", None) in found
+    both = _found("a car parked by a house. the door is open.")  # a car and a house both have doors
+    assert ("entity", "door", None, None) in both
+    screen = _found("a computer with the word 'delete' on the screen")
+    assert ("relation", "word", "on", "computer's screen") in screen
+
+
+def test_collectives_of_things_are_named_whole() -> None:
+    found = _found("a set of six dining chairs near a body of water")
+    assert {("entity", "set of dining chairs", None, None), ("count", "dining chairs", "6", None),
+            ("entity", "body of water", None, None)} <= found
+    assert ("entity", "other hand", None, None) in _found("one hand holding a heart, the other hand holding a bolt")
+    assert ("attribute", "garden", "japanese", None) in _found("a Japanese garden")

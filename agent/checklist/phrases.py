@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ideaforge.agent.checklist.words import _ENDS, _SENTENCE_END, Tok, _data, _forms
+from ideaforge.agent.checklist.words import _ENDS, _PART_OF, _SENTENCE_END, Tok, _data, _forms, lemma, possessive
 
 
 # -- noun phrases ----------------------------------------------------------------------------------------------------
@@ -23,6 +24,7 @@ class NP:
     owner: str | None = None  # "their left leg": their (resolved to whose leg while reading)
     owned: bool = False  # named with its owner ("the girl's hair"), which says the relation
     whole: NP | None = None  # "the back of an elephant": the elephant
+    counted: str | None = None  # what the count is of, when not the whole name ("a set of six plates": plates)
 
     @property
     def subject(self) -> str:
@@ -59,6 +61,7 @@ def _chunk(toks: list[Tok]) -> list[Any]:
         nouns: list[Tok] = []
         quote: str | None = None
         owner: str | None = None
+        other = False
         side: list[str] = []
         adverb: list[str] = []
         while i < n:
@@ -66,8 +69,10 @@ def _chunk(toks: list[Tok]) -> list[Any]:
             if t.tag == "DET":
                 if nouns:
                     break
-                if t.low in ("his", "her", "their", "its"):
+                if t.low in ("his", "her", "their", "its", "your", "my", "our"):
                     owner = t.low
+                elif t.low == "other":
+                    other = True  # "the other hand": not the one named before
             elif t.tag == "NUM":
                 if nouns:
                     break
@@ -142,6 +147,10 @@ def _chunk(toks: list[Tok]) -> list[Any]:
         if words[-1].lower() in ("color", "colour", "colors", "colours") and adjectives and len(words) == 1:
             out.append(AP(adjectives, span[0].start, span[-1].end))  # "in yellow and green color"
             continue
+        if other:
+            words.insert(0, "other")
+        if owner in ("your", "my", "our"):
+            words.insert(0, owner)  # "your left leg": no one else's, and so named
         # "a Disney graveyard photo": the photo is the frame, the graveyard the thing.
         if len(words) > 1 and words[-1].lower() in d["_frame_of"]:
             words = words[:-1]
@@ -155,9 +164,98 @@ def _proper(t: Tok) -> bool:
 
 def _np_ahead(toks: list[Tok], i: int) -> bool:
     """An adverb begins a noun phrase only when adjectives and a noun follow ('a very tall tree')."""
+    d = _data()
     j = i
     while j < len(toks) and toks[j].tag == "ADV":
+        if toks[j].low in _ENDS or toks[j].low == "apart":
+            return False  # "legs spread far apart left arm down": the adverbs end a clause
         j += 1
-    return j < len(toks) and toks[j].tag == "ADJ"
+    return j < len(toks) and toks[j].tag == "ADJ" and toks[j].low not in d["_side_words"]
 
 
+# "a group of women" -> women (a group); "a bottle of red wine" stays two things, related by "of".
+def of_phrases(text: str, units: list[Any], add: Callable[..., None]) -> list[Any]:
+    """Noun phrases joined by "of": names, parts of a whole, quantities of a thing, pictures of it."""
+    d = _data()
+    out: list[Any] = []
+    i = 0
+    while i < len(units):
+        u = units[i]
+        if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                and isinstance(units[i + 2], NP) and text[u.start:u.end].split()[-1][:1].isupper()
+                and text[units[i + 2].start:units[i + 2].end].split()[-1][:1].isupper()):
+            name: NP = units[i + 2]  # "the Statue of Liberty", "Bank of America": one name
+            name.words = [*u.words, "of", *name.words]
+            name.head = name.words[-1]
+            name.adjectives = u.adjectives + name.adjectives
+            name.start = u.start
+            out.append(name)
+            i += 3
+            continue
+        if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                and isinstance(units[i + 2], NP) and len(u.words) == 1 and lemma(u.head) in d["named_collectives"]
+                and (lemma(u.head) != "body" or units[i + 2].head.lower() in d["_mass_nouns"])):
+            group: NP = units[i + 2]  # "a set of six plates", "a wall of windows", "a body of water": one thing
+            if group.count is not None and u.count is None:
+                group.counted = group.subject  # six plates, in one set
+            group.words = [f"{u.head.lower()} of", *group.words]
+            group.adjectives = u.adjectives + group.adjectives
+            group.count = group.count if u.count is None else u.count
+            group.start = u.start
+            out.append(group)
+            i += 3
+            continue
+        if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                and isinstance(units[i + 2], NP) and len(u.words) == 1 and not units[i + 2].owner
+                and (u.head.lower() in _PART_OF or lemma(u.head) in d["_body_parts"])):
+            whole: NP = units[i + 2]  # "the back of an elephant": the elephant's back
+            u.whole = whole
+            u.words = [possessive(whole.subject), *u.words]
+            out.append(u)
+            i += 3
+            continue
+        if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                and isinstance(units[i + 2], NP) and u.head.lower() in d["_quantity_nouns"] and len(u.words) == 1):
+            inner: NP = units[i + 2]
+            inner.start = u.start
+            if inner.count is None and u.count is not None:
+                inner.count = u.count
+            head = u.head.lower()
+            if head in ("slice", "slices", "piece", "pieces", "bar", "bars", "loaf", "scoop", "chunk", "strip"):
+                inner.words = [f"{head} of", *inner.words]  # "a square slice of pizza": the slice is the thing
+                inner.adjectives = u.adjectives + inner.adjectives
+            elif head not in ("set", "sets", "collection", "series", "variety", "varieties", "assortment", "array",
+                              "kinds", "types", "sorts", "number", "selection",
+                              "lot", "lots", "kind", "type", "sort", "bit", "bits", "amount", "plenty", "top",
+                              "side", "front", "back", "middle", "center", "centre", "edge", "corner", "rest",
+                              "part", "most", "view", "image", "picture", "shape", "full", "pair", "couple",
+                              "dozens", "hundreds", "thousands"):
+                inner.quantity = " ".join(["in a", *u.adjectives, head])  # "a tall stack of books": in a tall stack
+            else:
+                inner.adjectives = u.adjectives + inner.adjectives
+            out.append(inner)
+            i += 3
+            continue
+        if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                and isinstance(units[i + 2], Tok) and units[i + 2].tag == "NUM" and u.head.lower() in d["_quantity_nouns"]
+                and isinstance(units[i + 2].value, int)):
+            before = next((x for x in reversed(out) if isinstance(x, NP)), None)
+            if before is not None and before.count is None:
+                before.count = units[i + 2].value  # "cocktail napkins, set of four"
+            i += 3
+            continue
+        if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                and isinstance(units[i + 2], NP) and u.head.lower() in d["_frame_of"] and len(u.words) == 1):
+            if u.adjectives:  # "a beautiful portrait of a woman": what kind of picture
+                add("style", "image", " ".join([*u.adjectives, u.head.lower()]))
+            i += 2  # "a photo of a robot": the robot, read again ("a painting of the Statue of Liberty")
+            continue
+        if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
+                and isinstance(units[i + 2], AP)):
+            u.adjectives = u.adjectives + units[i + 2].adjectives  # "ten squares of purple"
+            out.append(u)
+            i += 3
+            continue
+        out.append(u)
+        i += 1
+    return out

@@ -6,19 +6,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ideaforge.agent.checklist.words import MAX_CHECKS, _data, _forms, _lemmas, lemma
+from ideaforge.agent.checklist.words import MAX_CHECKS, _data, _forms, _lemmas, _plural, lemma, owned, possessive
 from ideaforge.agent.models import Check, LLMCheck
 from ideaforge.tools._lazy import heavy_import
 
 
 # -- questions, ids, dependencies, elements --------------------------------------------------------------------------
-def _plural(subject: str) -> bool:
-    last = subject.split()[-1].lower() if subject.split() else ""
-    if last in _data()["_plural_only"]:
-        return True
-    return last.endswith("s") and not last.endswith(("ss", "us", "is", "ys")) and lemma(last) != last
-
-
 def _article(subject: str) -> str:
     if _plural(subject) or (subject.split() and subject.split()[-1].lower() in _data()["_mass_nouns"]):
         return subject
@@ -44,9 +37,10 @@ def question(check: LLMCheck) -> str:
     """The check as a yes/no question in English, 'yes' meaning the image passes."""
     s, v, o = check.subject, check.value or "", check.object or ""
     be = "Are" if _plural(s) else "Is"
-    if check.kind == "entity" and "'s " in s:
-        owner, _, part = s.rpartition("'s ")
-        return f"Does the {owner} have {_article(part)}?"
+    split = owned(s) if check.kind == "entity" else None
+    if split is not None:
+        owner, part = split
+        return f"{'Do' if _plural(owner) else 'Does'} the {owner} have {_article(part)}?"
     if check.kind == "entity":
         return f"{'Are' if _plural(s) else 'Is'} there {_article(s)}?"
     if check.kind == "attribute":
@@ -63,10 +57,10 @@ def question(check: LLMCheck) -> str:
         word = _data()["_numbers_back"].get(n, v)
         return f"Are there exactly {word} {s}?" if n != 1 else f"Is there exactly one {s}?"
     if check.kind == "relation":
-        if o.lower().startswith(f"{s.lower()}'s "):
-            o = o[len(s) + 3:]  # "the girl's hair": the girl has hair
+        if o.lower().startswith(f"{possessive(s).lower()} "):
+            o = o[len(possessive(s)) + 1:]  # "the girl's hair": the girl has hair
         if v in ("with", "has", "have", "had", "having"):
-            return f"Does the {s} have {_article(o)}?"
+            return f"{'Do' if _plural(s) else 'Does'} the {s} have {_article(o)}?"
         if o != (check.object or ""):
             return f"{be} the {s} {_ing(v)} {_article(o)}?"
         return f"{be} the {s} {_ing(v)} the {o}?"

@@ -6,20 +6,25 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ideaforge.agent.checklist.phrases import AP, NP, _chunk
-from ideaforge.agent.checklist.questions import _plural, link
+from ideaforge.agent.checklist.negation import Negation
+from ideaforge.agent.checklist.phrases import AP, NP, _chunk, of_phrases
+from ideaforge.agent.checklist.poses import body_part, new_clause, participle, predicate
+from ideaforge.agent.checklist.questions import link
+from ideaforge.agent.checklist.styles import read_fragments, read_styles
 from ideaforge.agent.checklist.words import (
     _ENDS,
     _HAVE,
-    _PART_OF,
     _SENTENCE_END,
     Tok,
     _data,
     _merge_phrases,
+    _plural,
     _tag,
     _tokens,
     _unquoted_text,
     lemma,
+    owned,
+    possessive,
 )
 from ideaforge.agent.models import Check, LLMCheck
 
@@ -40,22 +45,47 @@ class _Reader:
         self.text = text
         self.d = _data()
         self.raw: list[tuple[str, str, str | None, str | None]] = []  # kind, subject, value, object
-        self.negated: list[NP] = []
-        self.removed: list[tuple[int, int]] = []
-        self.rephrase: dict[int, str] = {}  # NP start offset -> adjective to insert ("empty")
+        self.neg = Negation(text)
         self.history: list[NP] = []  # noun phrases read so far, for pronouns
+        self.pp_objects: set[int] = set()  # noun phrases read as the object of a preposition
+        self.second_person = bool(re.search(r"(?i)\b(?:you|your|yourself)\b", text))  # "bend your knees"
 
     def add(self, kind: str, subject: str, value: str | None = None, obj: str | None = None) -> None:
         item = (kind, subject, value, obj)
         if subject and item not in self.raw:
             self.raw.append(item)
 
+    def _animate(self, np: NP) -> bool:
+        return np.head.lower() in self.d["_animate"] or lemma(np.head) in self.d["_animate"]
+
+    def _part_of(self, part: NP, whole: NP) -> bool:
+        """Whether `whole` is a kind of thing that has `part` ("a tree with green leaves": a tree has leaves)."""
+        owners = self.d["_owners_of"]
+        kinds = owners.get(lemma(part.head), set()) | owners.get(part.head.lower(), set())
+        return lemma(whole.head) in kinds or whole.head.lower() in kinds
+
+    def _bridge(self, part: NP) -> NP | None:
+        """The one earlier thing a definite part belongs to: 'a big motorcycle ... the seats are very big'."""
+        seen = [np for np in self.history if not np.negated and owned(np.subject) is None]
+        if any(lemma(np.head) == lemma(part.head) for np in seen):
+            return None  # "a door ... the door": the same door again
+        fits = {lemma(np.head): np for np in seen if self._part_of(part, np)}
+        return next(iter(fits.values())) if len(fits) == 1 else None
+
+    def _thing(self, np: NP) -> bool:
+        """A thing to look for in the picture: not a word about the picture, a time or a place in it."""
+        d = self.d
+        if owned(np.subject) is not None and np.head.lower() in d["_owners_of"]:
+            return True  # "the helicopter's side": a part of a thing is a thing
+        return not (np.head.lower() in d["_skip_entities"] or np.subject.lower() in d["_skip_entities"]
+                    or np.subject.lower() in d["_time_words"]
+                    or (np.head.lower() in d["_place_words"] and len(np.words) == 1))
+
     def entity(self, np: NP) -> None:
         d = self.d
         if np.negated:
             return
-        skip = (np.head.lower() in d["_skip_entities"] or np.subject.lower() in d["_skip_entities"]
-                or np.subject.lower() in d["_time_words"] or (np.head.lower() in d["_place_words"] and len(np.words) == 1))
+        skip = not self._thing(np)
         if not skip:
             self.add("entity", np.subject)
         if np.quote:
@@ -63,7 +93,7 @@ class _Reader:
         if skip:
             return
         if np.count is not None and np.count != 0:
-            self.add("count", np.subject, str(np.count))
+            self.add("count", np.counted or np.subject, str(np.count))
         for adj in np.adjectives:
             if adj not in d["_not_attributes"] and adj not in d["_determiners"]:
                 self.add("attribute", np.subject, adj)
@@ -73,7 +103,8 @@ class _Reader:
     def run(self) -> None:
         toks = _merge_phrases(_unquoted_text(_tokens(self.text), self.text))
         _tag(toks)
-        self._styles(toks)
+        read_styles(toks, self.add)
+        fragments = read_fragments(toks)
         units = _chunk(toks)
         sentences: list[list[Any]] = [[]]
         for u in units:
@@ -83,109 +114,11 @@ class _Reader:
                 sentences[-1].append(u)
         for s in sentences:
             if s:
-                self._sentence(self._of_phrases(s))
-
-    # "a group of women" -> women (a group); "a bottle of red wine" stays two things, related by "of".
-    def _of_phrases(self, units: list[Any]) -> list[Any]:
-        d = self.d
-        out: list[Any] = []
-        i = 0
-        while i < len(units):
-            u = units[i]
-            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
-                    and isinstance(units[i + 2], NP) and self.text[u.start:u.end].split()[-1][:1].isupper()
-                    and self.text[units[i + 2].start:units[i + 2].end].split()[-1][:1].isupper()):
-                name: NP = units[i + 2]  # "the Statue of Liberty", "Bank of America": one name
-                name.words = [*u.words, "of", *name.words]
-                name.head = name.words[-1]
-                name.adjectives = u.adjectives + name.adjectives
-                name.start = u.start
-                out.append(name)
-                i += 3
-                continue
-            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
-                    and isinstance(units[i + 2], NP) and len(u.words) == 1 and not units[i + 2].owner
-                    and (u.head.lower() in _PART_OF or lemma(u.head) in d["_body_parts"])):
-                whole: NP = units[i + 2]  # "the back of an elephant": the elephant's back
-                u.whole = whole
-                u.words = [f"{whole.subject}'s", *u.words]
-                out.append(u)
-                i += 3
-                continue
-            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
-                    and isinstance(units[i + 2], NP) and u.head.lower() in d["_quantity_nouns"] and len(u.words) == 1):
-                inner: NP = units[i + 2]
-                inner.start = u.start
-                if inner.count is None and u.count is not None:
-                    inner.count = u.count
-                head = u.head.lower()
-                if head in ("slice", "slices", "piece", "pieces", "bar", "bars", "loaf", "scoop", "chunk", "strip"):
-                    inner.words = [f"{head} of", *inner.words]  # "a square slice of pizza": the slice is the thing
-                    inner.adjectives = u.adjectives + inner.adjectives
-                elif head not in ("set", "sets", "collection", "series", "variety", "varieties", "assortment", "array",
-                                  "kinds", "types", "sorts", "number", "selection",
-                                  "lot", "lots", "kind", "type", "sort", "bit", "bits", "amount", "plenty", "top",
-                                  "side", "front", "back", "middle", "center", "centre", "edge", "corner", "rest",
-                                  "part", "most", "view", "image", "picture", "shape", "full", "pair", "couple",
-                                  "dozens", "hundreds", "thousands"):
-                    inner.quantity = " ".join(["in a", *u.adjectives, head])  # "a tall stack of books": in a tall stack
-                else:
-                    inner.adjectives = u.adjectives + inner.adjectives
-                out.append(inner)
-                i += 3
-                continue
-            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
-                    and isinstance(units[i + 2], Tok) and units[i + 2].tag == "NUM" and u.head.lower() in d["_quantity_nouns"]
-                    and isinstance(units[i + 2].value, int)):
-                before = next((x for x in reversed(out) if isinstance(x, NP)), None)
-                if before is not None and before.count is None:
-                    before.count = units[i + 2].value  # "cocktail napkins, set of four"
-                i += 3
-                continue
-            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
-                    and isinstance(units[i + 2], NP) and u.head.lower() in d["_frame_of"] and len(u.words) == 1):
-                if u.adjectives:  # "a beautiful portrait of a woman": what kind of picture
-                    self.add("style", "image", " ".join([*u.adjectives, u.head.lower()]))
-                i += 2  # "a photo of a robot": the robot, read again ("a painting of the Statue of Liberty")
-                continue
-            if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
-                    and isinstance(units[i + 2], AP)):
-                u.adjectives = u.adjectives + units[i + 2].adjectives  # "ten squares of purple"
-                out.append(u)
-                i += 3
-                continue
-            out.append(u)
-            i += 1
-        return out
-
-    def _styles(self, toks: list[Tok]) -> None:
-        """Medium and artist words ("a watercolor painting", "art by X", "in the style of Y") become style checks."""
-        d = self.d
-        lows = [t.low for t in toks]
-        i = 0
-        while i < len(toks):
-            t = toks[i]
-            if t.tag == "STYLECUE":
-                name = []
-                j = i + 1
-                while j < len(toks) and toks[j].tag != "PUNCT" and (
-                        toks[j].low not in ("and", "with", "in", "on", "at")
-                        or (toks[j].low == "and" and j + 1 < len(toks) and toks[j + 1].tag == "NOUN")):
-                    name.append(toks[j].text)
-                    toks[j].tag = "STYLE"  # the artist's name is the style, not a thing in the picture
-                    j += 1
-                if name:
-                    self.add("style", "image", f"{t.low} {' '.join(name)}")
-                    t.tag = "PUNCT"
-                    t.low = ","
-                i = j
-                continue
-            for ws in d["_style_words"]:
-                if tuple(lows[i:i + len(ws)]) == ws:
-                    self.add("style", "image", " ".join(ws))
-                    i += len(ws) - 1
-                    break
-            i += 1
+                self._sentence(of_phrases(self.text, s, self.add))
+        if fragments:
+            main = next((np.subject for np in self.history if not np.negated and self._thing(np)), "image")
+            for kind, value in fragments:
+                self.add(kind, main, value)  # what the whole picture, its main subject, looks like
 
     def resolve(self, pronoun: str, exclude: list[NP], animate: bool = False) -> NP | None:
         """What a pronoun refers to: the latest fitting noun phrase ('it' a thing, 'they' many, 'he' a person).
@@ -194,7 +127,7 @@ class _Reader:
         """
         d = self.d
         for np in reversed(self.history):
-            if np in exclude or np.negated or "'s" in np.subject:
+            if np in exclude or np.negated or owned(np.subject) is not None:
                 continue
             if animate:
                 if np.head.lower() in d["_animate"] or lemma(np.head) in d["_animate"]:
@@ -254,35 +187,55 @@ class _Reader:
                     pred = []  # "we can see a car": a verb with no subject in the picture says nothing about it
                 if neg is not None:
                     u.negated = True
-                    self._negate(u, neg_start if neg_start is not None else u.start, units, k, last or subject)
+                    self.neg.negate(u, neg_start if neg_start is not None else u.start, units, k, last or subject)
                     neg, neg_start = None, None
                     prev = u
                     continue
-                part = (lemma(u.head) in d["_body_parts"] or u.head.lower() in d["_clothing"]) and "'s" not in u.subject
+                part = (lemma(u.head) in d["_body_parts"] or u.head.lower() in d["_clothing"]) and owned(u.subject) is None
                 own = self.text[u.start:u.end].lower()
                 if part and not u.owner and (own.startswith("the ") or not own.startswith(("a ", "an ", "some "))):
                     u.owner = "its"  # "The right arm is extended" in a text about a person: the person's arm
                     ref = self.resolve("its", exclude=[u], animate=True)
                     if ref is not None:
-                        u.words = [f"{ref.subject}'s", *u.words]
+                        u.words = [possessive(ref.subject), *u.words]
+                    elif self.second_person and lemma(u.head) in d["_body_parts"]:
+                        u.words = ["your", *u.words]  # "sit with legs forward": the reader's own legs
+                    else:
+                        u.owner = None  # no one to own it here; the sentence may still say whose it is
                 elif u.owner:
                     ref = self.resolve(u.owner, exclude=[u], animate=part)
                     if ref is not None and ref.subject.lower() not in (w.lower() for w in u.words):
-                        u.words = [f"{ref.subject}'s", *u.words]
+                        u.words = [possessive(ref.subject), *u.words]
                 after = units[k + 1] if k + 1 < len(units) else None
                 coordinated = isinstance(prev, Tok) and bool(group) and (
                     prev.low in ("and", "or") or (prev.low == "," and objects and not (
                         isinstance(after, Tok) and after.tag in ("REL", "VERB", "AUX"))))
+                worn = u.head.lower() in d["_clothing"] or lemma(u.head) in d["_body_parts"]
+                if pred == ["with"] and pred_subject and worn and not self._animate(pred_subject[0]):
+                    # "a girl on a bench with red hair": hair and clothes go to the nearest person or animal
+                    wearer = next((np for np in reversed(self.history) if self._animate(np) and not np.negated
+                                   and owned(np.subject) is None), None)
+                    if wearer is None and pred_subject[0] is subject and id(subject) not in self.pp_objects:
+                        wearer = subject  # "five eggs with smile faces": the eggs' faces
+                    pred_subject = [wearer] if wearer is not None else []
+                    if wearer is None:
+                        pred = []  # "sit on the floor with legs forward": not the floor's legs
                 owner_pred = pred if pred and pred_subject else (last_pred[1].split() if coordinated and objects and last_pred else [])
                 owners = pred_subject if pred else (last_pred[0] if last_pred else [])
-                worn = u.head.lower() in d["_clothing"] or lemma(u.head) in d["_body_parts"]
                 if owner_pred and (owner_pred[-1] in _HAVE or (owner_pred == ["in"] and worn)) and len(owners) == 1 \
                         and owners[0] is not None \
-                        and (owner_pred[-1] not in ("with", "in") or ((u.adjectives or worn) and owners[0] is subject)) \
+                        and (owner_pred[-1] not in ("with", "in") or ((u.adjectives or worn) and owners[0] is subject)
+                             or (owner_pred[-1] == "with" and self._part_of(u, owners[0]))) \
                         and owners[0].head.lower() not in d["_time_words"] | d["_skip_entities"] \
-                        and not u.owner and "'s" not in u.subject and u.head.lower() not in d["_skip_entities"]:
-                    u.words = [f"{owners[0].subject}'s", *u.words]  # "a girl with rainbow hair": the girl's hair
+                        and not u.owner and owned(u.subject) is None and u.head.lower() not in d["_skip_entities"]:
+                    u.words = [possessive(owners[0].subject), *u.words]  # "a girl with rainbow hair": the girl's hair
                     u.owned = True
+                elif not u.owner and owned(u.subject) is None and own.startswith("the "):
+                    whole = self._bridge(u)
+                    if whole is not None:
+                        u.words = [possessive(whole.subject), *u.words]  # "a motorcycle ... the seats": its seats
+                if isinstance(prev, Tok) and prev.tag == "PREP":
+                    self.pp_objects.add(id(u))
                 if u.whole is not None:
                     self.entity(u.whole)
                     self.history.append(u.whole)
@@ -293,9 +246,18 @@ class _Reader:
                     prev = u
                     pred = []
                     continue
+                if pred and pred_subject and pred_verb and participle(pred[-1]) and new_clause(units, k) \
+                        and all(body_part(np) for np in pred_subject if np is not None):
+                    flush()  # "legs spread right arm up": the arm starts a clause of its own
+                    subject, group, objects, pred_subject = u, [u], False, []
+                if not u.negated and (body_part(u) or (self._animate(u) and isinstance(after, Tok) and after.tag == "AUX")):
+                    value = predicate(self.text, units, k)
+                    if value:
+                        self.add("attribute", u.subject, value)  # "left arm out to the side"
                 if pred and pred_subject:
                     relate(u)
-                elif coordinated and objects and last_pred is not None:
+                elif coordinated and objects and last_pred is not None and not (
+                        isinstance(after, Tok) and after.tag == "AUX" and isinstance(prev, Tok) and prev.low == "and"):
                     self._relate(last_pred[0], last_pred[1], u)  # "wearing a hat and a scarf"
                     group.append(u)
                 elif coordinated:
@@ -310,6 +272,8 @@ class _Reader:
                 after_aux = False
             elif isinstance(u, AP):
                 target = pred_subject if (pred or after_aux) and pred_subject else ([last] if last else [])
+                if target == [last] and last is not None and not self._thing(last) and last_pred is not None:
+                    target = last_pred[0]  # "the left arm down to the side and slightly bent": the arm
                 for np in target:
                     if np is not None and not np.negated:
                         for adj in u.adjectives:
@@ -332,10 +296,10 @@ class _Reader:
                 pred = []
             elif u.tag == "NEG":
                 neg = u
-                neg_start = self._lead_in(units, k)
+                neg_start = self.neg.lead_in(units, k)
             elif u.tag == "NEGSUF":
-                self.negated.append(NP(u.value, [u.value], start=u.start, end=u.end, negated=True))
-                self.removed.append((u.start, u.end))
+                self.neg.negated.append(NP(u.value, [u.value], start=u.start, end=u.end, negated=True))
+                self.neg.removed.append((u.start, u.end))
             elif u.tag == "PRON":
                 if u.low in d["_pronouns_that_refer"]:
                     ref = self.resolve(u.low, exclude=pred_subject if pred else [])
@@ -392,8 +356,7 @@ class _Reader:
                     front_prep = prep  # a fronted place: the next noun phrase is where
                     pred = []
                 else:
-                    if objects and last_pred is not None and last_pred[2] and (prep in d["_spatial"] or prep == "with") \
-                            and prev is last:
+                    if objects and last_pred is not None and last_pred[2] and prep in d["_spatial"] and prev is last:
                         pred_subject = last_pred[0]  # "a cat on a mat under a tree": the cat, under the tree
                     else:
                         pred_subject = group if group and last in group else [last]
@@ -401,6 +364,9 @@ class _Reader:
                     pred_verb = False
                 after_aux = False
             elif u.tag in ("CONJ", "PUNCT"):
+                if pred and isinstance(prev, Tok) and prev.tag == "PREP" and u.low == ",":
+                    flush()  # "bent back in, left arm out": "in" ends its clause, it takes no object
+                    pred = []
                 if pred_verb and pred and u.low in (",", "and", "but", "while", "as", "when", "whereas", "–", "—", "-"):
                     flush()
                 if u.low in ("while", "as", "when", "but", "whereas"):
@@ -445,97 +411,6 @@ class _Reader:
                 continue
             self.add("relation", s.subject, predicate, obj.subject)
 
-    def _lead_in(self, units: list[Any], k: int) -> int:
-        """Where the negation's words start: 'that has no bananas', 'but no sandpipers', 'with no windows'."""
-        start = units[k].start
-        j = k - 1
-        words: list[Tok] = []
-        while j >= 0 and isinstance(units[j], Tok) and len(words) < 2:
-            words.insert(0, units[j])
-            j -= 1
-        lows = tuple(t.low for t in words)
-        for ws in self.d["_lead_in"]:
-            if lows[-len(ws):] == ws:
-                start = words[-len(ws)].start
-                break
-        return start
-
-    def _negate(self, np: NP, start: int, units: list[Any], k: int, host: NP | None) -> None:
-        """A negated object: out of the prompt (with what only refers to it: 'on it'), into `absent`."""
-        end = np.end
-        # The thing as the idea names it, adjectives included ("orange juice"), articles and quantifiers aside.
-        name = re.sub(r"(?i)^(?:(?:a|an|the|any|some|its|their|his|her|single)\s+)+", "", self.text[np.start:np.end]).strip()
-        name = name or np.subject
-        j = k + 1
-        # "a statue of a horse": the whole phrase is what must be absent.
-        if j + 1 < len(units) and isinstance(units[j], Tok) and units[j].low == "of" and isinstance(units[j + 1], NP):
-            units[j + 1].negated = True
-            name = f"{name} of {self.text[units[j + 1].start:units[j + 1].end]}"
-            end = units[j + 1].end
-            j += 2
-        # "without any books on it": the trailing place refers back to the host.
-        if j + 1 < len(units) and isinstance(units[j], Tok) and units[j].tag == "PREP" \
-                and (units[j].value or units[j].low) in ("on", "in", "inside", "within", "on top of", "at") \
-                and isinstance(units[j + 1], Tok) and units[j + 1].tag == "PRON":
-            end = units[j + 1].end
-            if j + 2 < len(units) and isinstance(units[j + 2], Tok) and units[j + 2].tag == "POSS":
-                end = units[j + 2].end
-        elif j + 1 < len(units) and isinstance(units[j], Tok) and units[j].tag == "PREP" and isinstance(units[j + 1], NP) \
-                and units[j + 1].words and units[j + 1].start < len(self.text) \
-                and self.text[units[j + 1].start:units[j + 1].end].lower().startswith(("its ", "their ", "his ", "her ")):
-            end = units[j + 1].end  # "no letters on its keyboard": the keyboard is the host's
-        self.negated.append(NP(np.head, [name], start=start, end=end, negated=True))
-        self.removed.append((start, end))
-        if host is not None:
-            word = self.d["negation"]["rephrase"].get(lemma(np.head))
-            if word == "empty" and lemma(host.head) not in self.d["negation"]["empty_hosts"]:
-                word = None  # "an empty street", but not "an empty dog"
-            written = self.text[host.start:host.end].split()
-            if (len(written) > 1 and written[-1][:1].isupper()) or host.head[:1].isupper() \
-                    or host.head.lower() in self.d["_time_words"] | self.d["_skip_entities"]:
-                word = None  # not "Ha empty Long Bay", not "at empty night"
-            if word and word not in host.adjectives:
-                self.rephrase[host.start] = word
-
-    def positive(self) -> str:
-        """The idea without its negated parts, rephrased where a word says it ("a street" -> "an empty street")."""
-        text = self.text
-        pieces: list[str] = []
-        pos = 0
-        inserts = sorted(self.rephrase.items())
-        for start, end in sorted(self.removed):
-            if start < pos:
-                continue
-            pieces.append(text[pos:start])
-            pos = end
-        pieces.append(text[pos:])
-        out = "".join(pieces)
-        # The insertions refer to offsets in the original; apply them before the cut, from the back.
-        if inserts:
-            out = text
-            for start, end in sorted(self.removed, reverse=True):
-                out = out[:start] + out[end:]
-            for at, word in sorted(inserts, reverse=True):
-                shift = sum(e - s for s, e in self.removed if e <= at)
-                at -= shift
-                out = _insert_adjective(out, at, word)
-        out = re.sub(r"\s+([,.;:!?])", r"\1", out)
-        out = re.sub(r"([,;:])\1+", r"\1", out)
-        out = re.sub(r"\s{2,}", " ", out).strip(" ,;:")
-        out = re.sub(r"(^|[.;!?]\s*)[,;:]\s*", r"\1", out)
-        return out
-
-
-def _insert_adjective(text: str, at: int, word: str) -> str:
-    """Put `word` before the noun phrase that starts at `at`, after its article ('a street' -> 'an empty street')."""
-    m = re.match(r"(?i)(an?|the|this|that|some)\s+", text[at:])
-    if m:
-        article = m.group(1)
-        if article.lower() in ("a", "an"):
-            article = ("an" if word[0] in "aeiou" else "a") if article.islower() else ("An" if word[0] in "aeiou" else "A")
-        return text[:at] + f"{article} {word} " + text[at + m.end():]
-    return text[:at] + f"{word} " + text[at:]
-
 
 def analyze(idea_en: str) -> Analysis:
     """Read an English idea into checks, negated objects and the positive text without them. Deterministic."""
@@ -544,10 +419,10 @@ def analyze(idea_en: str) -> Analysis:
     checks = [LLMCheck(kind=kind, subject=subject, value=value, object=obj)  # type: ignore[arg-type]
               for kind, subject, value, obj in reader.raw]
     negated: list[str] = []
-    for np in reader.negated:
+    for np in reader.neg.negated:
         if np.subject not in negated:
             negated.append(np.subject)
     checks += [LLMCheck(kind="absent", subject=name) for name in negated]
-    return Analysis(link(checks), negated, reader.positive(), sorted(reader.removed))
+    return Analysis(link(checks), negated, reader.neg.positive(), sorted(reader.neg.removed))
 
 

@@ -17,9 +17,11 @@ QUOTED = r"\"[^\"]+\"|“[^”]+”|‘[^’]+’|(?<![\w'’])'[^']+'(?![\w])"
 # A quoted span, a word (inner hyphens and apostrophes kept: "rubik's", "car-free"), or punctuation.
 _TOKEN = re.compile(
     rf"(?P<q>{QUOTED})"
-    r"|(?P<w>[^\W_]+(?:[-'’.][^\W_]+)*)"
+    r"|(?P<w>\d+:\d+(?![\w:])|[^\W_]+(?:[-'’.][^\W_]+)*)"
     r"|(?P<p>[.,;:!?()\[\]–—-])"
 )
+# A number with a unit or an ordinal ending: "2d", "8k", "35mm", "1080p", "20th", "1980s", "16:9".
+_TECH = re.compile(r"^\d+(?:st|nd|rd|th|s|d|k|mm|cm|px|p|x|fps)$|^\d+:\d+$")
 _SENTENCE_END = {".", ";", "!", "?", ":", "(", ")", "[", "]"}
 
 # -- data ------------------------------------------------------------------------------------------------------------
@@ -29,15 +31,24 @@ def _data() -> dict[str, Any]:
     sets = ["determiners", "pronouns", "pronouns_that_refer", "auxiliaries", "conjunctions", "relative", "adverbs",
             "particles", "colors", "materials", "sizes", "shapes", "textures", "not_attributes", "side_words",
             "verbs", "noun_ing", "ing_adjectives", "text_cues", "text_subjects", "frame_words", "skip_entities",
-            "quantity_nouns", "container_nouns", "person_words", "plural_only", "mass_nouns", "body_parts", "clothing", "frame_of", "place_words", "time_words"]
+            "quantity_nouns", "container_nouns", "person_words", "plural_only", "mass_nouns", "body_parts", "clothing", "frame_of", "place_words", "time_words",
+            "look_nouns", "origins"]
     for name in sets:
         d["_" + name] = set(d[name])
-    d["_attr"] = d["_colors"] | d["_materials"] | d["_sizes"] | d["_shapes"] | d["_textures"]
+    d["_attr"] = d["_colors"] | d["_materials"] | d["_sizes"] | d["_shapes"] | d["_textures"] | d["_origins"]
     d["_spatial"] = set(d["spatial_prepositions"])
     d["_prepositions_set"] = {p for p in d["prepositions"] if " " not in p}
     vocab = prompts.vocabulary()["categories"]
-    d["_animate"] = d["_person_words"] | set(vocab["people"]["keywords"]) | set(vocab["animals"]["keywords"])
+    d["_animate"] = (d["_person_words"] | set(vocab["people"]["keywords"]) | set(vocab["animals"]["keywords"])) \
+        - d["_body_parts"] - {w + "s" for w in d["_body_parts"]}  # "hands" tell of a person, but own nothing
     d["_material_preps"] = set(d["material_prepositions"])
+    # What can have which parts: part lemma -> the owner lemmas of every kind of thing that has it.
+    owners_of: dict[str, set[str]] = {}
+    for kind, spec in d["parts_of"].items():
+        if not kind.startswith("_"):
+            for part in spec["parts"]:
+                owners_of.setdefault(part, set()).update(spec["owners"])
+    d["_owners_of"] = owners_of
     neg = d["negation"]
     # Multi-word phrases by their first word, longest first: prepositions, numbers, negation and style cues.
     phrases: dict[str, list[tuple[tuple[str, ...], str, Any]]] = {}
@@ -92,6 +103,30 @@ def lemma(word: str) -> str:
     if w.endswith(("'s", "’s")):
         w = w[:-2]
     return _forms(w)[1].lower()
+
+
+def _plural(subject: str) -> bool:
+    last = subject.split()[-1].lower() if subject.split() else ""
+    if last in _data()["_plural_only"]:
+        return True
+    return last.endswith("s") and not last.endswith(("ss", "us", "is", "ys")) and lemma(last) != last
+
+
+def possessive(owner: str) -> str:
+    """The owner as it is written before what it owns: "the girl's", "the apples'" (a plural in s takes just ')."""
+    return f"{owner}'" if owner.endswith("s") and _plural(owner) else f"{owner}'s"
+
+
+_OWNED = re.compile(r"(?:'s|(?<=s)')\s")
+
+
+def owned(subject: str) -> tuple[str, str] | None:
+    """A name written with its owner, split at the last possessive: "tree's leaves" -> ("tree", "leaves")."""
+    found = list(_OWNED.finditer(subject))
+    if not found:
+        return None
+    m = found[-1]
+    return subject[:m.start()], subject[m.end():]
 
 
 # -- tokens ----------------------------------------------------------------------------------------------------------
@@ -208,6 +243,8 @@ def _tag(toks: list[Tok]) -> None:
         w = t.low
         if w.isascii() and w.isdigit() and len(w) < 7:
             t.tag, t.value = "NUM", int(w)
+        elif _TECH.match(w):
+            t.tag = "ADJ"  # "2d", "8k", "35mm", "20th", "1980s": a property of the picture or the thing
         elif w in d["_vague"] and i + 1 < len(toks) and toks[i + 1].tag in ("", "ADJ", "NOUN"):
             t.tag, t.value = "NUM", w  # "several people", "few leaves"
         elif w in d["number_words"] and w not in ("one", "single", "lone", "both"):
@@ -280,6 +317,19 @@ def _tag(toks: list[Tok]) -> None:
             continue
         if w in d["_noun_ing"]:
             t.tag = "NOUN"
+            continue
+        back = i - 1
+        while back > 0 and toks[back].tag == "ADV":
+            back -= 1  # "and slightly bent"
+        conj = toks[back] if back >= 0 and back < i else None
+        before = toks[back - 1] if back >= 1 else None
+        participle = ("VERB" in tags and (w in d["_verbs"] or w.endswith("ed"))) and (
+            nxt is None or nxt.tag in ("PUNCT", "CONJ", "ADV", "PREP") or nxt.low in d["_prepositions_set"])
+        if conj is not None and conj.low in ("and", "or", "but") and before is not None and ({"VERB", "ADJ"} & tags) \
+                and ((before.tag in ("ADJ", "ADV", "VERB") and (w.endswith(("ed", "en")) or w in d["_verbs"]
+                                                                 or "NOUN" not in tags)) or participle):
+            # "legs forward and bent at the knees", "raised and bent": a second predicate, not a thing
+            t.tag = "VERB" if before.tag == "VERB" and "VERB" in tags else ("ADJ" if "ADJ" in tags else "VERB")
             continue
         if (w.endswith(("ed", "en")) or w in d["_verbs"]) and "VERB" in tags and "NOUN" not in tags:
             if prev is not None and prev.tag in ("DET", "ADJ", "POSS", "NUM") and nxt is not None and not nxt.tag:
