@@ -123,7 +123,9 @@ def make_attempt(
                 model=g.model, extra={"ideaforge round": round_no} if round_no > 1 else None,
             )
             out_dir = Path(plan.settings.out)
+            t_save = time.perf_counter()
             rec.path = str(save_png(g.image, out_dir, idea=spec.idea, seed=g.seed, parameters=params, record=record))
+            attempt.seconds["save"] = round(attempt.seconds.get("save", 0.0) + time.perf_counter() - t_save, 4)
             emit(Event("saved", round=round_no, candidate=candidate, message=rec.path, data={"path": rec.path}))
         attempt.images.append(rec)
     best = attempt.best_image()

@@ -271,7 +271,7 @@ class Attempt(BaseModel):
     action: str | None = Field(
         default=None, description="How this attempt's prompt came about: first, revise, repair or reseed."
     )
-    seconds: dict[str, float] = Field(default_factory=dict, description="Time per stage: prompt, generate, critic.")
+    seconds: dict[str, float] = Field(default_factory=dict, description="Time per stage: prompt, generate, critic, save.")
     settings: dict[str, Any] = Field(default_factory=dict, description="Resolved generation settings.")
 
     @property

@@ -14,8 +14,9 @@ seed picks them; nothing is tuned to them). Three arms, the same ideas and first
 - `repair only`: every round repairs the prompt, one seed for all rounds (`keep_seed`).
 
 Reported per arm: share of checks passed in round 1 and by the final best (all ideas' checks pooled, and per check
-kind), rounds used, ideas with every check passed, the critic's calls and seconds per round, and the loop's own
-overhead (the run's wall time outside prompt writing, generation and the critic).
+kind), rounds used, ideas with every check passed, the critic's calls and seconds per round, the share of the wall
+time spent saving PNGs (written whole and fsynced, as every run does, loop or not), and the loop's own overhead: the
+run's wall time outside prompt writing, generation, the critic and saving.
 
     python bench/bench_repair.py                          # prints the figures
     python bench/bench_repair.py --write BENCHMARKS.md    # also (re)writes its section of BENCHMARKS.md
@@ -75,6 +76,7 @@ def run_arm(arm: str, ideas: list[str], url: str, rounds: int, out: Path) -> dic
     first: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     final: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     used_rounds, all_passed, critic_calls, critic_s, gen_s, prompt_s, wall_s, n_rounds = [], 0, 0, 0.0, 0.0, 0.0, 0.0, 0
+    save_s = 0.0
     warnings = 0
     for i, idea in enumerate(ideas):
         t0 = time.perf_counter()
@@ -98,6 +100,7 @@ def run_arm(arm: str, ideas: list[str], url: str, rounds: int, out: Path) -> dic
             gen_s += a.seconds.get("generate", 0.0)
             critic_s += a.seconds.get("critic", 0.0)
             prompt_s += a.seconds.get("prompt", 0.0)
+            save_s += a.seconds.get("save", 0.0)
             for img in a.images:
                 if img.review is not None:
                     critic_calls += img.review.calls
@@ -110,7 +113,8 @@ def run_arm(arm: str, ideas: list[str], url: str, rounds: int, out: Path) -> dic
         "rounds_mean": sum(used_rounds) / len(used_rounds), "all_passed": all_passed,
         "critic_calls_per_round": critic_calls / n_rounds, "critic_ms_per_round": 1000 * critic_s / n_rounds,
         "generate_ms_per_round": 1000 * gen_s / n_rounds,
-        "overhead": max(0.0, wall_s - gen_s - critic_s - prompt_s) / wall_s, "critic_warnings": warnings,
+        "overhead": max(0.0, wall_s - gen_s - critic_s - prompt_s - save_s) / wall_s, "save_share": save_s / wall_s,
+        "critic_warnings": warnings,
         "wall_s": wall_s,
     }
 
@@ -126,25 +130,26 @@ def section(results: list[dict[str, Any]], ideas: int, rounds: int, seconds: flo
         f"at most {rounds} rounds, one candidate and one image per round. Share of checks passed (all ideas' "
         f"checks pooled), round 1 -> final best. {seconds:.0f} s in all.", "",
         "| arm | all checks | " + " | ".join(kinds) + " | rounds (mean) | ideas all passed | critic calls / round "
-        "| critic ms / round | generation ms / round | loop overhead |",
-        "|---|---|" + "---|" * len(kinds) + "---|---|---|---|---|---|",
+        "| critic ms / round | generation ms / round | saving PNGs | loop overhead |",
+        "|---|---|" + "---|" * len(kinds) + "---|---|---|---|---|---|---|",
     ]
     for r in results:
-        cells = [f"{r['first'].get(k, 0):.2f} → {r['final'].get(k, 0):.2f}" for k in ["all", *kinds]]
+        cells = [f"{r['first'].get(k, 0):.3f} → {r['final'].get(k, 0):.3f}" for k in ["all", *kinds]]
         lines.append(
             f"| {r['arm']} | " + " | ".join(cells) + f" | {r['rounds_mean']:.2f} | {r['all_passed']}/{r['ideas']} | "
             f"{r['critic_calls_per_round']:.2f} | {r['critic_ms_per_round']:.1f} | {r['generate_ms_per_round']:.1f} | "
-            f"{100 * r['overhead']:.1f}% |"
+            f"{100 * r['save_share']:.1f}% | {100 * r['overhead']:.1f}% |"
         )
     lines += ["", "Targets (issue 14): the default arm's share rises by ≥ 0.3 to ≥ 0.9 in ≤ 3 rounds on average; "
-              "the loop's overhead ≤ 5%.", "", "`python bench/bench_repair.py --write BENCHMARKS.md` rewrites this "
+              "the loop's overhead ≤ 5%. Generation here takes well under a millisecond, so every fixed cost looks "
+              "large; against a real model's seconds per image, saving and the loop are noise.", "", "`python bench/bench_repair.py --write BENCHMARKS.md` rewrites this "
               "section.", "<!-- /repair -->"]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ideas", type=int, default=36)
+    parser.add_argument("--ideas", type=int, default=60)
     parser.add_argument("--rounds", type=int, default=5, help="most rounds per idea (the loop stops earlier)")
     parser.add_argument("--seed", type=int, default=0, help="seed that picks the ideas")
     parser.add_argument("--write", type=Path, help="rewrite this section of the given BENCHMARKS.md")

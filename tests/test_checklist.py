@@ -333,3 +333,19 @@ def test_collectives_of_things_are_named_whole() -> None:
             ("entity", "body of water", None, None)} <= found
     assert ("entity", "other hand", None, None) in _found("one hand holding a heart, the other hand holding a bolt")
     assert ("attribute", "garden", "japanese", None) in _found("a Japanese garden")
+
+
+def test_things_of_one_kind_in_different_colours_are_different_things() -> None:
+    checks = analyze("a red square, a blue square and three purple squares").checks
+    entities = [c.subject for c in checks if c.kind == "entity"]
+    assert entities == ["red square", "blue square", "purple squares"]
+    assert [(c.subject, c.value) for c in checks if c.kind == "count"] == [("purple squares", "3")]
+    assert not [c for c in checks if c.kind == "attribute"]  # no square that is red, blue and purple at once
+    one = analyze("a red square next to a circle").checks
+    assert ("attribute", "square", "red") in [(c.kind, c.subject, c.value) for c in one]  # one square: as before
+
+
+def test_a_negation_after_a_list_is_said_of_the_picture_not_the_last_noun() -> None:
+    a = analyze("a red circle, two blue squares and a purple circle, no stars")
+    assert a.positive == "a red circle, two blue squares and a purple circle"  # not "a starless purple circle"
+    assert analyze("a house with no windows").positive == "a windowless house"

@@ -106,6 +106,7 @@ class _Reader:
         read_styles(toks, self.add)
         fragments = read_fragments(toks)
         units = _chunk(toks)
+        self._tell_apart([u for u in units if isinstance(u, NP)])
         sentences: list[list[Any]] = [[]]
         for u in units:
             if isinstance(u, Tok) and u.tag == "PUNCT" and u.low in _SENTENCE_END:
@@ -119,6 +120,24 @@ class _Reader:
             main = next((np.subject for np in self.history if not np.negated and self._thing(np)), "image")
             for kind, value in fragments:
                 self.add(kind, main, value)  # what the whole picture, its main subject, looks like
+
+    def _tell_apart(self, nps: list[NP]) -> None:
+        """'a red square, a blue square and three purple squares': three different squares (DSG's square_1,
+        square_2...), told apart by colour. Their colours join their names, so each has its own existence and
+        count check ('Are there three purple squares?') instead of one square that is red, blue and purple."""
+        colours = self.d["_colors"]
+        by_head: dict[str, set[tuple[str, ...]]] = {}
+        for np in nps:
+            own = tuple(a for a in np.adjectives if a in colours)
+            if own and owned(np.subject) is None:
+                by_head.setdefault(lemma(np.head), set()).add(own)
+        for np in nps:
+            own = tuple(a for a in np.adjectives if a in colours)
+            if own and len(by_head.get(lemma(np.head), ())) > 1 and owned(np.subject) is None:
+                np.words = [*own, *np.words]
+                np.adjectives = [a for a in np.adjectives if a not in own]
+                if np.counted:
+                    np.counted = " ".join([*own, np.counted])
 
     def resolve(self, pronoun: str, exclude: list[NP], animate: bool = False) -> NP | None:
         """What a pronoun refers to: the latest fitting noun phrase ('it' a thing, 'they' many, 'he' a person).
@@ -187,7 +206,12 @@ class _Reader:
                     pred = []  # "we can see a car": a verb with no subject in the picture says nothing about it
                 if neg is not None:
                     u.negated = True
-                    self.neg.negate(u, neg_start if neg_start is not None else u.start, units, k, last or subject)
+                    at = neg_start if neg_start is not None else u.start
+                    # ", no stars" after a list is said of the picture, not of the noun before it: no rephrasing
+                    # host ("a starless circle"); "a house with no windows" is said of the house.
+                    before = re.sub(r"\s+", " ", self.text[:at]).rstrip().lower()
+                    clause = not before or before.endswith((",", ";", ":", " and", " but"))
+                    self.neg.negate(u, at, units, k, None if clause else (last or subject))
                     neg, neg_start = None, None
                     prev = u
                     continue
