@@ -188,6 +188,7 @@ class IdeaForge:
             max_seconds=run.max_seconds,
             max_llm_calls=run.max_llm_calls,
             llm_calls=lambda: llm_calls[0],
+            concurrent=scorer is not None and run.critic != "clip" and is_checklist_critic(scorer),
         )
         result = critic_loop(spec, produce=produce, revise=revise, options=options)
         result.idea = spec.idea

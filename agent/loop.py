@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ideaforge.agent.models import Attempt, PromptSpec, RunResult
@@ -45,6 +46,7 @@ class LoopOptions:
     max_seconds: float | None = None
     max_llm_calls: int | None = None
     llm_calls: Callable[[], int] = lambda: 0  # LLM calls made so far in this run
+    concurrent: bool = False  # candidates of a round at once (a remote critic: its waits overlap generation)
 
 
 def critic_loop(first: PromptSpec, *, produce: Produce, revise: Revise, options: LoopOptions) -> RunResult:
@@ -72,10 +74,14 @@ def critic_loop(first: PromptSpec, *, produce: Produce, revise: Revise, options:
         if round_no > 1 and not options.keep_seed:
             seed = rng.randrange(2**32)
         # Candidates of one round get distinct seeds, so even identical prompts explore different images.
-        attempts = [
-            produce(round_no, i + 1, spec, (seed + i * options.images_per_attempt) % 2**32)
-            for i, spec in enumerate(specs)
-        ]
+        jobs = [(round_no, i + 1, spec, (seed + i * options.images_per_attempt) % 2**32) for i, spec in enumerate(specs)]
+        if options.concurrent and len(jobs) > 1:
+            # A remote critic's requests for one candidate overlap the next candidate's generation (the pipeline
+            # itself runs one call at a time); results keep the candidates' order.
+            with ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="ideaforge-candidate") as pool:
+                attempts = list(pool.map(lambda job: produce(*job), jobs))
+        else:
+            attempts = [produce(*job) for job in jobs]
         for a in attempts:
             a.action = action
         result.attempts.extend(attempts)

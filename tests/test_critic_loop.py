@@ -127,3 +127,25 @@ def test_clip_and_vlm_plus_clip_run_with_the_tiny_models(server, tiny_clip_dir, 
         else:
             assert not unverified  # the VLM judged the relation; CLIP the rest where the VLM could not
         assert review.quality is not None  # CLIP's idea score ranks images that pass as many checks
+
+
+def test_a_rounds_candidates_are_checked_at_once(tmp_path) -> None:
+    with VisionServer(latency=0.4) as slow:
+        result = forge(tmp_path, slow.url).run(IDEA, seed=5, max_attempts=1, candidates=3)
+        spans = sorted((r.started, r.ended) for r in slow.requests)
+    assert [a.candidate for a in result.attempts] == [1, 2, 3]  # in order, whatever finished first
+    assert len(spans) == 3 and spans[1][0] < spans[0][1] and spans[2][0] < spans[1][1]  # the requests overlapped
+
+
+def test_a_preference_model_gives_the_quality_score(server, tiny_clip_dir, tmp_path) -> None:
+    from ideaforge.tools.critic import PreferenceScorer
+
+    f = IdeaForge(engine="rules", generator=ShapesWorldGenerator(), critic="vlm", vlm_base_url=server.url,
+                  preference=str(tiny_clip_dir), out=str(tmp_path))
+    result = f.run(IDEA, seed=2, max_attempts=1)
+    image = result.attempts[0].images[0]
+    from PIL import Image
+
+    with Image.open(image.path) as im:
+        [expected] = PreferenceScorer(str(tiny_clip_dir)).score([im.convert("RGB")], result.attempts[0].spec.idea_en)
+    assert image.review.quality == pytest.approx(expected, abs=1e-3)

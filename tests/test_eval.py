@@ -30,7 +30,10 @@ def test_eval_runs_three_arms_and_writes_csv_markdown_and_chart(tiny_sd_dir, tin
     assert set(data["summary"]["categories"]) == {"Animals", "Outdoor Scenes"}
     rows = (tmp_path / "eval" / "eval.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + 2 * 2 * 3
-    assert "| critic |" in (tmp_path / "eval" / "eval.md").read_text(encoding="utf-8")
+    markdown = (tmp_path / "eval" / "eval.md").read_text(encoding="utf-8")
+    assert "| critic |" in markdown and "| arm | share of checks passed | 95% CI |" in markdown
+    for a in arms.values():  # the checklist critic judged every image: a share of checks with its interval
+        assert 0 <= a["checks_ci95"][0] <= a["checks_mean"] <= a["checks_ci95"][1] <= 1
     from PIL import Image
 
     with Image.open(data["files"]["chart"]) as chart:

@@ -91,8 +91,10 @@ def test_list_tools_generate_image_and_errors_over_stdio(env: dict[str, str], tm
     record = json.loads(record_text.text)
     assert png == Path(record["best_image_path"]).read_bytes()
     assert Image.open(io.BytesIO(png)).size == (64, 64)
-    assert record["best"]["images"][0]["seed"] == 7 and record["best"]["score"] > 0
-    assert "Best image:" in summary.text and "seed 7" in summary.text
+    best_image = record["best"]["images"][0]
+    assert record["attempts"][0]["seed"] == 7 and best_image["review"]["critic"] == "clip"  # verdicts included
+    assert "Best image:" in summary.text and f"seed {best_image['seed']}" in summary.text
+    assert "checks passed (clip)" in summary.text
     assert progress and progress == sorted(progress, key=lambda p: p[0])  # progress only grows
     assert any("generate step 2/2" in (m or "") for _, m in progress)
 
@@ -107,7 +109,8 @@ def test_list_tools_generate_image_and_errors_over_stdio(env: dict[str, str], tm
     generate = next(t for t in listed.tools if t.name == "generate_image").input_schema["properties"]
     assert generate["steps"]["anyOf"][0] == {"type": "integer", "minimum": 1, "maximum": 500}
     assert not scored.is_error
-    assert json.loads(scored.content[1].text)["score"] == pytest.approx(record["best"]["score"], abs=0.01)
+    # score_image is CLIP's idea score, the same number the checklist critic ranks images by (their quality)
+    assert json.loads(scored.content[1].text)["score"] == pytest.approx(best_image["review"]["quality"], abs=0.01)
 
 
 def test_bad_options_stop_the_server_before_it_serves() -> None:
