@@ -76,3 +76,21 @@ def tiny_sdxl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     _single_thread_torch()
     return build_tiny_sdxl(tmp_path_factory.mktemp("models") / "tiny-xl")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd3_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random SD 3-shaped diffusers folder (MMDiT, two CLIPs and a T5 with an offline tokenizer)."""
+    from tiny_models import build_tiny_sd3
+
+    _single_thread_torch()
+    return build_tiny_sd3(tmp_path_factory.mktemp("models") / "tiny-sd3")
+
+
+@pytest.fixture(scope="session")
+def tiny_flux_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random FLUX.1-dev-shaped diffusers folder (CLIP and T5, packed latents, guidance embedding)."""
+    from tiny_models import build_tiny_flux
+
+    _single_thread_torch()
+    return build_tiny_flux(tmp_path_factory.mktemp("models") / "tiny-flux")

@@ -6,6 +6,12 @@ tokenizer, written from the BPE file bundled with ideaforge; the text encoders t
 vocabulary while everything else is a few thousand parameters wide. A 64x64, 2-step generation takes tens of
 milliseconds on a laptop CPU.
 
+Every family has a builder: `build_tiny_sd`, `build_tiny_sdxl`, `build_tiny_sd3` (MMDiT, two CLIPs with projection,
+T5) and `build_tiny_flux` (double/single stream blocks, CLIP, T5; `schnell=True` for the distilled shape), shaped as
+diffusers' own tests build them. T5 needs a sentencepiece-style tokenizer and none ships in any package, so
+`t5_tokenizer_dir()` trains a small Unigram one offline with `tokenizers` (about a second, once per process).
+`python tests/tiny_models.py FAMILY OUT_DIR` builds a folder of any family (sd, sdxl, sd3, flux, flux-schnell).
+
 Single-file checkpoints: `from_single_file` needs the diffusers component configs (model_index.json,
 unet/config.json, ...) next to the weights it converts. Offline, those come from a local folder passed as
 `config=`; `build_tiny_single_file` writes one holding configs only, no weights, so the weights really come from
@@ -418,3 +424,232 @@ def single_file_config_dir(path: str | Path) -> Path:
 
 def model_index(directory: str | Path) -> dict[str, Any]:
     return json.loads((Path(directory) / "model_index.json").read_text(encoding="utf-8"))
+
+
+# --- DiT families: SD 3 and FLUX.1 ----------------------------------------------------------------------------------
+
+T5_VOCAB = 1000  # pieces the tiny Unigram tokenizer learns (fewer if the corpus has fewer)
+T5_MAX_TOKENS = 512  # what FLUX.1-dev's T5 reads; SD 3 reads 256 by default (up to 512)
+_T5_DIR: Path | None = None
+
+
+def _t5_corpus() -> list[str]:
+    """A few thousand lines of text to learn T5 pieces from: the public ideas, and the prompts' vocabularies."""
+    here = Path(__file__).resolve().parent
+    lines = [
+        row.split("\t", 1)[0] for row in (here / "data" / "public_ideas.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    ]
+    for path in sorted((here.parent / "prompts").rglob("*")):
+        if path.suffix in {".md", ".json", ".jsonl", ".txt"}:
+            lines.extend(path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line.strip()]
+
+
+def t5_tokenizer_dir() -> Path:
+    """A T5 fast tokenizer (Unigram, like T5's sentencepiece model) trained offline in about a second.
+
+    No sentencepiece model ships in any installed package, so one is learnt with the `tokenizers` library and
+    wrapped as transformers' `T5Tokenizer` (the fast, tokenizers-backed one): `<pad>`=0, `</s>`=1, `<unk>`=2, no
+    sentinel ids. Built once per process, in a temporary folder.
+    """
+    global _T5_DIR
+    if _T5_DIR is not None and (_T5_DIR / "tokenizer.json").is_file():
+        return _T5_DIR
+    import tempfile
+
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers.models import Unigram
+    from tokenizers.trainers import UnigramTrainer
+    from transformers import T5TokenizerFast
+
+    learner = Tokenizer(Unigram())
+    learner.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")]
+    )
+    trainer = UnigramTrainer(
+        vocab_size=T5_VOCAB, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", show_progress=False
+    )
+    learner.train_from_iterator(_t5_corpus(), trainer=trainer)
+    vocab = [(piece, score) for piece, score in json.loads(learner.to_str())["model"]["vocab"]]
+    tokenizer = T5TokenizerFast(vocab=vocab, extra_ids=0, model_max_length=T5_MAX_TOKENS)
+    target = Path(tempfile.mkdtemp(prefix="ideaforge-t5-")) / "tokenizer"
+    tokenizer.save_pretrained(str(target))
+    _T5_DIR = target
+    return target
+
+
+def _t5_tokenizer(max_tokens: int = T5_MAX_TOKENS) -> Any:
+    from transformers import T5TokenizerFast
+
+    return T5TokenizerFast.from_pretrained(str(t5_tokenizer_dir()), model_max_length=max_tokens)
+
+
+def _t5_encoder(d_model: int) -> Any:
+    from transformers import T5Config, T5EncoderModel
+
+    return T5EncoderModel(
+        T5Config(
+            vocab_size=T5_VOCAB,
+            d_model=d_model,
+            d_kv=8,
+            d_ff=37,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            decoder_start_token_id=0,
+            pad_token_id=0,
+            eos_token_id=1,
+        )
+    )
+
+
+def _dit_vae() -> Any:
+    from diffusers import AutoencoderKL
+
+    # 16 latent channels and an 8x factor, as SD 3's and FLUX.1's VAEs; no quant convs, with a shift factor.
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=16,
+        layers_per_block=1,
+        norm_num_groups=4,
+        block_out_channels=(8, 8, 8, 8),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        sample_size=SAMPLE_SIZE * 8,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+        shift_factor=0.0609,
+        scaling_factor=1.5035,
+    )
+
+
+def build_tiny_sd3(directory: str | Path) -> Path:
+    """Write a tiny SD 3-shaped diffusers folder: MMDiT, two CLIP encoders with projection, T5, flow matching."""
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(
+        sample_size=SAMPLE_SIZE,
+        patch_size=2,
+        in_channels=16,
+        out_channels=16,
+        num_layers=2,
+        attention_head_dim=8,
+        num_attention_heads=4,
+        joint_attention_dim=64,  # T5's width; the two CLIPs' 32 + 32 are padded up to it
+        caption_projection_dim=32,
+        pooled_projection_dim=64,  # the two CLIP projections, concatenated
+        pos_embed_max_size=64,  # up to 64 x 2 x 8 = 1024 px
+    )
+    torch.manual_seed(1)
+    vae = _dit_vae()
+    torch.manual_seed(2)
+    text_encoder = CLIPTextModelWithProjection(_text_config(hidden_act="gelu"))
+    torch.manual_seed(3)
+    text_encoder_2 = CLIPTextModelWithProjection(_text_config(hidden_act="gelu"))
+    torch.manual_seed(4)
+    text_encoder_3 = _t5_encoder(64)
+    pipe = StableDiffusion3Pipeline(
+        transformer=transformer,
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        text_encoder_3=text_encoder_3,
+        tokenizer=_tokenizer(),
+        tokenizer_2=_tokenizer(),
+        tokenizer_3=_t5_tokenizer(),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+        image_encoder=None,
+        feature_extractor=None,
+    )
+    target = Path(directory)
+    pipe.save_pretrained(str(target))
+    return target
+
+
+def build_tiny_flux(directory: str | Path, *, schnell: bool = False) -> Path:
+    """Write a tiny FLUX.1-shaped diffusers folder: double and single stream blocks, CLIP (pooled) and T5.
+
+    `schnell=True` builds the timestep-distilled shape (no guidance embedding), as FLUX.1-schnell.
+    """
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import CLIPTextModel
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(
+        patch_size=1,
+        in_channels=64,  # 16 latent channels packed 2x2
+        num_layers=1,
+        num_single_layers=1,
+        attention_head_dim=16,
+        num_attention_heads=2,
+        joint_attention_dim=32,  # T5's width
+        pooled_projection_dim=32,  # CLIP's pooled output
+        guidance_embeds=not schnell,
+        axes_dims_rope=(4, 4, 8),
+    )
+    torch.manual_seed(1)
+    vae = _dit_vae()
+    torch.manual_seed(2)
+    text_encoder = CLIPTextModel(_text_config(hidden_act="gelu"))
+    torch.manual_seed(3)
+    text_encoder_2 = _t5_encoder(32)
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=1.0 if schnell else 3.0,
+        use_dynamic_shifting=not schnell,
+        base_shift=0.5,
+        max_shift=1.15,
+        base_image_seq_len=256,
+        max_image_seq_len=4096,
+    )
+    pipe = FluxPipeline(
+        transformer=transformer,
+        vae=vae,
+        text_encoder=text_encoder,
+        text_encoder_2=text_encoder_2,
+        tokenizer=_tokenizer(),
+        tokenizer_2=_t5_tokenizer(256 if schnell else T5_MAX_TOKENS),
+        scheduler=scheduler,
+        image_encoder=None,
+        feature_extractor=None,
+    )
+    target = Path(directory)
+    pipe.save_pretrained(str(target))
+    return target
+
+
+BUILDERS = {
+    "sd": build_tiny_sd,
+    "sdxl": build_tiny_sdxl,
+    "sd3": build_tiny_sd3,
+    "flux": build_tiny_flux,
+    "flux-schnell": lambda directory: build_tiny_flux(directory, schnell=True),
+}
+
+
+def build_tiny(family: str, directory: str | Path) -> Path:
+    """Write a tiny diffusers folder of `family` (sd, sdxl, sd3, flux or flux-schnell)."""
+    if family not in BUILDERS:
+        raise SystemExit(f"family {family!r} is unknown; use one of: {', '.join(BUILDERS)}")
+    return BUILDERS[family](directory)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python tests/tiny_models.py FAMILY OUT_DIR`: build a tiny model folder of any supported family."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("family", choices=sorted(BUILDERS), help="model family")
+    parser.add_argument("out_dir", type=Path, help="the diffusers folder to write")
+    args = parser.parse_args(argv)
+    path = build_tiny(args.family, args.out_dir)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,5 @@
-"""Loading a pipeline once: device and dtype, the pipeline class, LoRAs, memory savers and the shared cache.
+"""Loading a pipeline once: device and dtype, the pipeline class, its family, LoRAs, memory and speed options and the
+shared cache.
 
 `_load_entry` keys the module-level cache (a `LoadOnce`) by everything that changes the weights or hooks, so the CLI,
 the critic loop and every Streamlit session share one copy; each key loads once, however many threads ask at once.
@@ -19,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from ideaforge.errors import IdeaForgeError, InputError, ModelNotFoundError
 from ideaforge.tools._lazy import LoadOnce, heavy_import
-from ideaforge.tools.diffusion.catalogue import _data, match_profile
+from ideaforge.tools.diffusion.catalogue import match_profile
+from ideaforge.tools.diffusion.families import Family, family_of
 from ideaforge.tools.diffusion.loras import _load_loras
+from ideaforge.tools.diffusion.options import RunOptions, _apply_options, _check_device
 from ideaforge.tools.diffusion.results import ModelProfile
 from ideaforge.tools.diffusion.schedulers import _friendly_scheduler
 from ideaforge.tools.diffusion.source import SAFETENSORS_SUFFIXES, _hub_model_index, _offline, _one_line
@@ -36,8 +39,11 @@ class _Loaded:
     shipped_scheduler: str
     device: str
     dtype: str
-    cpu_offload: bool
+    cpu_offload: bool  # model or sequential offload: pipeline views need their own hooks
     taesd: Any | None
+    family: Family | None = None
+    options: RunOptions = field(default_factory=RunOptions)
+    applied: dict[str, Any] = field(default_factory=dict)  # what load-time options did (e.g. compile: regional)
     compel: tuple[Any, ...] | None = None  # built on the first weighted prompt
     lock: threading.Lock = field(default_factory=threading.Lock)
     views: dict[tuple[str, str], Any] = field(default_factory=dict)
@@ -74,12 +80,22 @@ def _pipeline_class_for_file(path: str, config: str | None) -> Any:
     if config and (Path(config) / "model_index.json").is_file():
         index = json.loads((Path(config) / "model_index.json").read_text(encoding="utf-8"))
         return getattr(diffusers, index["_class_name"])
-    is_xl = "xl" in Path(path).name.lower()
+    name = Path(path).name.lower()
+    kind = "xl" if "xl" in name else "flux" if "flux" in name else "sd3" if "sd3" in name else "sd"
     if Path(path).suffix.lower() in SAFETENSORS_SUFFIXES:
         with heavy_import("safetensors").safe_open(path, framework="pt") as handle:
-            keys = handle.keys()  # safe_open is not a dict: `in handle` does not work
-            is_xl = any(key.startswith("conditioner.embedders.1.") for key in keys)
-    return diffusers.StableDiffusionXLPipeline if is_xl else diffusers.StableDiffusionPipeline
+            keys = list(handle.keys())  # safe_open is not a dict: `in handle` does not work
+        # The original layouts: SDXL's second text encoder, FLUX's double-stream blocks, SD 3's joint blocks.
+        kind = "sd"
+        for marker, found in (("conditioner.embedders.1.", "xl"), ("double_blocks.", "flux"), ("joint_blocks.", "sd3")):
+            if any(key.startswith(marker) or key.startswith("model.diffusion_model." + marker) for key in keys):
+                kind = found
+                break
+    return {
+        "xl": diffusers.StableDiffusionXLPipeline,
+        "flux": diffusers.FluxPipeline,
+        "sd3": diffusers.StableDiffusion3Pipeline,
+    }.get(kind, diffusers.StableDiffusionPipeline)
 
 
 def _load_pipeline(tool: DiffusionTool, device: str, dtype: str) -> Any:
@@ -123,6 +139,10 @@ def _load_pipeline(tool: DiffusionTool, device: str, dtype: str) -> Any:
             return cls.from_single_file(source.ref, **kwargs)
         if not tool.allow_pickle:
             kwargs["use_safetensors"] = True
+        class_name = components.get("_class_name", "")
+        if class_name and not _auto_maps(diffusers, class_name):
+            # A text-to-image pipeline AutoPipeline does not map (the generic family): its own class loads it.
+            return diffusers.DiffusionPipeline.from_pretrained(source.ref, **kwargs)
         return diffusers.AutoPipelineForText2Image.from_pretrained(source.ref, **kwargs)
     except IdeaForgeError:
         raise
@@ -139,36 +159,51 @@ def _load_pipeline(tool: DiffusionTool, device: str, dtype: str) -> Any:
         ) from exc
 
 
-def _profile_for(tool: DiffusionTool, pipe: Any, shipped: str) -> ModelProfile:
-    data = _data()
+def _auto_maps(diffusers: Any, class_name: str) -> bool:
+    """Whether AutoPipelineForText2Image knows the pipeline class a model_index.json names."""
+    auto = heavy_import("diffusers.pipelines.auto_pipeline")
+    known = {cls.__name__ for cls in auto.AUTO_TEXT2IMAGE_PIPELINES_MAPPING.values()}
+    known |= {cls.__name__ for cls in auto.AUTO_IMAGE2IMAGE_PIPELINES_MAPPING.values()}
+    known |= {cls.__name__ for cls in auto.AUTO_INPAINT_PIPELINES_MAPPING.values()}
+    return class_name in known or not hasattr(diffusers, class_name)
+
+
+def _default_side(pipe: Any, family: Family) -> int:
+    """The pipeline's own image side: its denoiser's sample_size x the VAE factor, else the VAE's, else the family's."""
+    scale = int(getattr(pipe, "vae_scale_factor", 8) or 8)
+    for name in ("unet", "transformer"):
+        model = getattr(pipe, name, None)
+        sample = getattr(getattr(model, "config", None), "sample_size", None) if model is not None else None
+        if sample:
+            return int((sample if isinstance(sample, int) else sample[0]) * scale)
+    vae_sample = getattr(getattr(getattr(pipe, "vae", None), "config", None), "sample_size", None)
+    if vae_sample:  # FLUX's transformer has no sample size; its VAE's config names the image side (1024)
+        return int(vae_sample if isinstance(vae_sample, int) else vae_sample[0])
+    return family.width or 1024
+
+
+def _profile_for(tool: DiffusionTool, pipe: Any, shipped: str, family: Family | None = None) -> ModelProfile:
+    family = family or family_of(pipe)
     match, lora_match = match_profile(tool._source.display, [spec.source for spec in tool.loras])
-    class_name = type(pipe).__name__
-    family = "sdxl" if "XL" in class_name else "sd"
-    family = (match or {}).get("family", family)
-    values: dict[str, Any] = {
-        "steps": data["families"][family]["steps"],
-        "guidance": data["families"][family]["guidance"],
-        "scheduler": shipped,
-    }
-    if class_name.startswith("LatentConsistencyModel"):
+    if match is not None and match.get("family", family.name) != family.name:
+        match = None  # named like another family's model: the loaded pipeline says what it is
+    values: dict[str, Any] = {"steps": family.steps, "guidance": family.guidance, "scheduler": shipped}
+    if type(pipe).__name__.startswith("LatentConsistencyModel"):
         values.update(steps=4, guidance=8.0)
-    sample = pipe.unet.config.sample_size
-    sample = sample if isinstance(sample, int) else sample[0]
-    values["width"] = values["height"] = int(sample * getattr(pipe, "vae_scale_factor", 8))
+    values["width"] = values["height"] = _default_side(pipe, family)
     for override in (match, lora_match):
         for key in ("steps", "guidance", "width", "height", "scheduler"):
             if override and override.get(key) is not None:
                 values[key] = override[key]
     names = [p["name"] for p in (match, lora_match) if p]
-    return ModelProfile(name="+".join(names) or None, family=family, **values)
+    return ModelProfile(name="+".join(names) or None, family=family.name, **values)
 
 
 def _load_entry(tool: DiffusionTool) -> _Loaded:
     if tool._source.kind == "hub":  # fail fast on an uncached model, before importing torch and diffusers
         _hub_model_index(tool._source.ref)
     device, dtype = _pick_device(tool.device, tool.dtype)
-    if tool.cpu_offload and not device.startswith("cuda"):
-        raise InputError(f"cpu offload needs a CUDA device, but the device is {device!r}; drop --cpu-offload")
+    _check_device(tool.options, device)
     key = (
         tool._source.ref,
         tool.config,
@@ -176,10 +211,14 @@ def _load_entry(tool: DiffusionTool) -> _Loaded:
         dtype,
         tuple(tool.loras),
         tool.safety_checker,
-        tool.cpu_offload,
-        tool.attention_slicing,
-        tool.vae_tiling,
         tool.preview_vae,
+        # Only the options that change the weights or hooks: VAE slicing and tiling are set per call.
+        tool.options.offload,
+        tool.options.attention_slicing,
+        tool.options.compile,
+        tool.options.attention_backend,
+        tool.options.cache,
+        tool.options.layerwise_casting,
     )
     return _PIPELINES.get(key, lambda: _build_entry(tool, device, dtype))
 
@@ -190,14 +229,8 @@ def _build_entry(tool: DiffusionTool, device: str, dtype: str) -> _Loaded:
     pipe.set_progress_bar_config(disable=True)
     if tool.loras:
         _load_loras(pipe, tool.loras, tool.allow_pickle)
-    if tool.cpu_offload:
-        pipe.enable_model_cpu_offload(device=device)
-    elif device != "cpu":
-        pipe.to(device)
-    if tool.attention_slicing:
-        pipe.enable_attention_slicing()
-    if tool.vae_tiling:
-        pipe.vae.enable_tiling()
+    family = family_of(pipe)
+    applied = _apply_options(pipe, tool.options, family, device, dtype)
     taesd = None
     if tool.preview_vae:
         torch, diffusers = heavy_import("torch"), heavy_import("diffusers")
@@ -216,10 +249,13 @@ def _build_entry(tool: DiffusionTool, device: str, dtype: str) -> _Loaded:
     shipped = _friendly_scheduler(pipe.scheduler)
     return _Loaded(
         pipe=pipe,
-        profile=_profile_for(tool, pipe, shipped),
+        profile=_profile_for(tool, pipe, shipped, family),
         shipped_scheduler=shipped,
         device=device,
         dtype=dtype,
-        cpu_offload=tool.cpu_offload,
+        cpu_offload=tool.options.offload in ("model", "sequential"),
         taesd=taesd,
+        family=family,
+        options=tool.options,
+        applied=applied,
     )

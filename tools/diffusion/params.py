@@ -124,3 +124,27 @@ class ImageRequest(_Validated):
     seed: int | None = Field(
         None, ge=0, le=MAX_SEED, description=f"Seed of the image's CPU torch.Generator (0-{MAX_SEED})"
     )
+    prompt_2: str | None = Field(
+        default=None,
+        description="The prompt of the pipeline's second text encoder, as diffusers names it (SDXL: CLIP-G; SD 3: "
+        "CLIP-G; FLUX: T5); None: the same as `positive`",
+    )
+    prompt_3: str | None = Field(
+        default=None, description="The prompt of the third text encoder (SD 3: T5); None: the same as `positive`"
+    )
+    negative_prompt_2: str | None = Field(
+        default=None, description="The negative prompt of the second text encoder; None: the same as `negative`"
+    )
+    negative_prompt_3: str | None = Field(
+        default=None, description="The negative prompt of the third text encoder (SD 3: T5); None: the same as `negative`"
+    )
+
+    def prompt_for(self, index: int) -> str:
+        """The prompt text encoder `index` (0, 1, 2) reads: `positive`, or `prompt_2`/`prompt_3` when given."""
+        extra = (None, self.prompt_2, self.prompt_3)[index] if index < 3 else None
+        return self.positive if extra is None else extra
+
+    def negative_for(self, index: int) -> str:
+        """The negative prompt text encoder `index` reads: `negative`, or `negative_prompt_2`/`_3` when given."""
+        extra = (None, self.negative_prompt_2, self.negative_prompt_3)[index] if index < 3 else None
+        return self.negative if extra is None else extra

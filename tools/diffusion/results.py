@@ -40,6 +40,12 @@ class GeneratedImage:
     dtype: str = ""
     profile: str | None = None  # the model profile that supplied defaults; None: pipeline defaults
     error: str | None = None  # why the image is unusable although it was not flagged (e.g. all black: NaN)
+    family: str = ""  # the model family, e.g. "sd", "flux-schnell"
+    schedule_type: str | None = None  # Forge's "Schedule type" where the sampler name alone does not say it
+    prompts: dict[str, str] = field(default_factory=dict)  # prompt_2 / prompt_3 / negative_prompt_2 / _3 given
+    # The memory and speed options it ran with: offload, vae_slicing, vae_tiling (as decided for this call),
+    # attention_slicing, compile ("off", "regional" or "full"), attention_backend, cache, layerwise_casting.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:

@@ -39,7 +39,16 @@ def _scheduler_aliases() -> dict[str, str]:
     for name, spec in _data()["schedulers"].items():
         aliases[_scheduler_key(spec["a1111"])] = name
         aliases[name] = name
+    for shipped in _shipped_only():  # a FLUX or SD 3 record names its own scheduler; it reproduces as shipped
+        aliases[_scheduler_key(shipped)] = shipped
     return aliases
+
+
+def _shipped_only() -> list[str]:
+    """Scheduler classes the families run only as their models ship them (flow matching), by class name."""
+    from ideaforge.tools.diffusion.families import _table
+
+    return sorted({name for spec in _table().values() for name in spec["samplers"]})
 
 
 def canonical_scheduler(name: str) -> str:

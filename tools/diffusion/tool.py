@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import secrets
@@ -27,16 +28,18 @@ from typing import Any
 
 from ideaforge.errors import Cancelled, GenerationError, InputError
 from ideaforge.tools._lazy import first_use, heavy_import
+from ideaforge.tools.diffusion.families import Family, encoder_budgets
 from ideaforge.tools.diffusion.images import _all_black, _open_init_image
 from ideaforge.tools.diffusion.loading import _load_entry, _Loaded
 from ideaforge.tools.diffusion.loras import LoraSpec, _check_lora, parse_lora
+from ideaforge.tools.diffusion.options import RunOptions, _vae_for_call
 from ideaforge.tools.diffusion.params import MAX_SEED, GenerationParams, ImageRequest
 from ideaforge.tools.diffusion.previews import _previews
 from ideaforge.tools.diffusion.prompt_warnings import _prompt_warnings
 from ideaforge.tools.diffusion.results import GeneratedImage, ModelProfile, StepEvent
 from ideaforge.tools.diffusion.schedulers import _make_scheduler, a1111_sampler, scheduler_names
 from ideaforge.tools.diffusion.source import _classify, _one_line
-from ideaforge.tools.diffusion.weighting import _WEIGHTED, _weighted_embeddings
+from ideaforge.tools.diffusion.weighting import _WEIGHTED, _weighted_embeddings, plain_prompt
 
 _DTYPES = {
     "float16": "float16",
@@ -55,7 +58,8 @@ class _Stop(Exception):
 
 
 class DiffusionTool:
-    """A Stable Diffusion model and how to run it; `load()` shares one pipeline per configuration.
+    """A diffusers text-to-image model (SD 1.x/2.x, SDXL, SD 3, FLUX.1 or another) and how to run it; `load()` shares
+    one pipeline per configuration.
 
     Args:
         model: a Hub id (e.g. "stabilityai/sd-turbo"), a diffusers folder, or a `.safetensors` checkpoint.
@@ -65,7 +69,15 @@ class DiffusionTool:
         safety_checker: keep the model's safety checker as it ships (False removes it explicitly).
         allow_pickle: allow pickle (.ckpt/.pt/.bin) weights, for the model and its LoRAs; they can run code when
             loaded.
-        cpu_offload, attention_slicing, vae_tiling: memory savers for small GPUs and large sizes.
+        offload: "none" (default), "model", "sequential" or "group": diffusers' CPU offloading, for GPUs too small
+            for the model; it needs an accelerator (on CPU it is an `InputError`).
+        cpu_offload: the older spelling of `offload="model"`.
+        vae_slicing, vae_tiling: decode one image at a time / in tiles; None (default): on for sides >= 1024 px.
+        attention_slicing: attention in slices, for small GPUs.
+        compile: torch.compile the denoiser (regionally, its repeated blocks, where the model names them).
+        attention_backend: a diffusers attention backend, e.g. "flash", "sage" (models on diffusers' dispatcher).
+        cache: "first_block": diffusers' first-block cache (denoisers with cache hooks, e.g. FLUX).
+        layerwise_casting: "fp8": the denoiser's weights stored in float8, computed in `dtype`.
         preview_vae: an AutoencoderTiny (TAESD) id or folder for nicer live previews.
         config: for single-file checkpoints, a diffusers folder (or Hub id) of the same architecture whose
             component configs to use; without it diffusers looks up the base model's configs on the Hub.
@@ -86,9 +98,15 @@ class DiffusionTool:
         loras: Sequence[LoraSpec | str] = (),
         safety_checker: bool = True,
         allow_pickle: bool = False,
+        offload: str | None = None,
         cpu_offload: bool = False,
         attention_slicing: bool = False,
-        vae_tiling: bool = False,
+        vae_slicing: bool | None = None,
+        vae_tiling: bool | None = None,
+        compile: bool = False,
+        attention_backend: str | None = None,
+        cache: str | None = None,
+        layerwise_casting: str | None = None,
         preview_vae: str | None = None,
         config: str | None = None,
         max_batch: int = 8,
@@ -105,7 +123,17 @@ class DiffusionTool:
         self.loras: tuple[LoraSpec, ...] = tuple(parse_lora(x) if isinstance(x, str) else x for x in loras)
         self.safety_checker = safety_checker
         self.allow_pickle = allow_pickle
-        self.cpu_offload = cpu_offload
+        self.options = RunOptions(
+            offload=offload or ("model" if cpu_offload else "none"),
+            vae_slicing=vae_slicing,
+            vae_tiling=vae_tiling,
+            attention_slicing=attention_slicing,
+            compile=compile,
+            attention_backend=attention_backend,
+            cache=cache,
+            layerwise_casting=layerwise_casting,
+        )
+        self.cpu_offload = self.options.offload == "model"
         self.attention_slicing = attention_slicing
         self.vae_tiling = vae_tiling
         self.preview_vae = preview_vae
@@ -142,6 +170,17 @@ class DiffusionTool:
         return self.pipeline.tokenizer
 
     @property
+    def family(self) -> Family:
+        """The loaded model's family (sd, sdxl, sd3, flux or generic), detected from the pipeline."""
+        entry = self._loaded()
+        assert entry.family is not None
+        return entry.family
+
+    def encoder_budgets(self) -> list[tuple[str, Any, int]]:
+        """Each text encoder as (name, its tokenizer, token budget), e.g. [('clip_l', ..., 77), ('t5', ..., 256)]."""
+        return encoder_budgets(self.pipeline)
+
+    @property
     def profile(self) -> ModelProfile:
         """The defaults this model runs with when an option is left out."""
         return self._loaded().profile
@@ -174,6 +213,19 @@ class DiffusionTool:
                 raise InputError(
                     f"img2img with steps={steps} and strength={params.strength:g} runs no denoising step: "
                     f"steps x strength must be at least 1 (e.g. --steps {needed})"
+                )
+        family = self.family
+        chosen = params.scheduler
+        if chosen is not None and chosen != profile.scheduler:
+            if not family.scheduler_swaps:
+                raise InputError(
+                    f"scheduler {chosen!r} does not fit the {family.name} family: it runs only the scheduler its "
+                    f"model ships ({profile.scheduler}); leave --scheduler out"
+                )
+            if chosen not in scheduler_names():
+                raise InputError(
+                    f"scheduler {chosen!r} is not this model's ({profile.scheduler}); use one of: "
+                    f"{', '.join(scheduler_names())}"
                 )
         shipped = update.pop("scheduler") if update.get("scheduler") not in (None, *scheduler_names()) else None
         resolved = params.replace(**update)
@@ -243,7 +295,13 @@ class DiffusionTool:
         results: list[GeneratedImage | None] = [None] * len(jobs)
         with entry.lock:
             pipe = self._view(entry, "img2img" if init is not None else "txt2img", params.scheduler)
-            notes = _prompt_warnings(pipe, jobs, params.guidance)
+            notes = _prompt_warnings(pipe, jobs, params.guidance, entry.family)
+            # This tool's options: tools differing only in call-time options (VAE slicing, tiling) share one entry.
+            vae = _vae_for_call(pipe, self.options, params.width, params.height)
+            options = self.options.report(**entry.applied, **vae)
+            sampler = a1111_sampler(params.scheduler)
+            forge = entry.family.sampler(params.scheduler) if entry.family is not None else None
+            sampler, schedule_type = forge if forge else (sampler, None)
             for b, group in enumerate(groups):
                 if cancel is not None and cancel.is_set():
                     raise Cancelled(f"cancelled before batch {b + 1} of {len(groups)}")
@@ -288,7 +346,15 @@ class DiffusionTool:
                         model=self.model,
                         warnings=warnings,
                         seconds=seconds / len(group),
-                        sampler=a1111_sampler(params.scheduler),
+                        sampler=sampler,
+                        schedule_type=schedule_type,
+                        family=entry.family.key if entry.family is not None else "",
+                        prompts={
+                            key: value
+                            for key in ("prompt_2", "prompt_3", "negative_prompt_2", "negative_prompt_3")
+                            if (value := getattr(request, key)) is not None
+                        },
+                        options=dict(options),
                         loras=[
                             {"source": s.source, "scale": s.scale, "weight_name": s.weight_name}
                             for s in self.loras
@@ -307,6 +373,12 @@ class DiffusionTool:
         """The pipeline for a task and scheduler, sharing the loaded modules (no second copy of the weights)."""
         key = (task, scheduler)
         if key not in entry.views:
+            family = entry.family
+            if task == "img2img" and family is not None and family.name == "generic":
+                raise InputError(
+                    f"img2img needs a pipeline with an image-to-image counterpart; {type(entry.pipe).__name__} "
+                    f"(the generic family) has none in diffusers' AutoPipeline: drop --init-image"
+                )
             with first_use():  # building it may import more of diffusers
                 diffusers = heavy_import("diffusers")
                 base = entry.pipe
@@ -323,7 +395,9 @@ class DiffusionTool:
                     )
                     view = auto.from_pipe(base, **swap)
                     view.set_progress_bar_config(disable=True)
-                    if entry.cpu_offload:
+                    if entry.options.offload == "sequential":  # a view has its own offload hooks
+                        view.enable_sequential_cpu_offload(device=entry.device)
+                    elif entry.cpu_offload:
                         view.enable_model_cpu_offload(device=entry.device)
                 entry.views[key] = view
         return entry.views[key]
@@ -344,13 +418,15 @@ class DiffusionTool:
     ) -> tuple[list[Any], list[bool], float]:
         torch = heavy_import("torch")
 
+        size = (params.width or 0, params.height or 0)
+
         def callback(pipeline: Any, i: int, t: Any, tensors: dict[str, Any]) -> dict[str, Any]:
             step, total = i + 1, pipeline.num_timesteps
             if on_step is not None:
                 every = max(1, round(total / 4)) if preview_every is None else preview_every
                 previews = []
                 if every and (step % every == 0 or step == total):
-                    previews = _previews(tensors["latents"], entry)
+                    previews = _previews(tensors["latents"], entry, size)
                 on_step(
                     StepEvent(
                         index=index,
@@ -366,26 +442,20 @@ class DiffusionTool:
                 raise _Stop(step, total)
             return {}
 
-        positives = [request.positive for _, request, _ in batch]
-        negatives = [request.negative for _, request, _ in batch]
-        use_negatives = any(n.strip() for n in negatives)
-        if any(_WEIGHTED.search(text) for text in positives + negatives):
-            prompts = _weighted_embeddings(entry, pipe, positives, negatives if use_negatives else None)
-        else:
-            prompts = {"prompt": positives, "negative_prompt": negatives if use_negatives else None}
         kwargs: dict[str, Any] = dict(
-            **prompts,
+            **_prompt_kwargs(entry, pipe, [request for _, request, _ in batch]),
             num_inference_steps=params.steps,
             guidance_scale=params.guidance,
             generator=[torch.Generator("cpu").manual_seed(seed) for _, _, seed in batch],
             callback_on_step_end=callback,
             callback_on_step_end_tensor_inputs=["latents"],
             output_type="pil",
+            width=params.width,
+            height=params.height,
         )
-        if init is None:
-            kwargs.update(width=params.width, height=params.height)
-        else:
+        if init is not None:
             kwargs.update(image=[init] * len(batch), strength=params.strength)
+        kwargs = _accepted(pipe, kwargs)
         started = time.perf_counter()
         try:
             output = pipe(**kwargs)
@@ -402,3 +472,40 @@ class DiffusionTool:
         seconds = time.perf_counter() - started
         flags = getattr(output, "nsfw_content_detected", None) or [False] * len(batch)
         return list(output.images), [bool(f) for f in flags], seconds
+
+
+def _prompt_kwargs(entry: _Loaded, pipe: Any, requests: list[ImageRequest]) -> dict[str, Any]:
+    """The prompt arguments of one batched call, in the family's terms.
+
+    Only sd and sdxl apply compel weighting; the other families get the words without the emphasis syntax (a warning
+    says so). Each text encoder gets its own prompt (`prompt_2`, `prompt_3` where given, else the main one); FLUX
+    gets no negative prompt, and the T5 families read their T5 budget (`max_sequence_length`).
+    """
+    family = entry.family
+    assert family is not None
+    count = max(len(family.encoders), 1)
+    clean = (lambda text: text) if family.weighting else plain_prompt
+    positives = [[clean(r.prompt_for(i)) for r in requests] for i in range(count)]
+    negatives = [[clean(r.negative_for(i)) for r in requests] for i in range(count)]
+    use_negatives = family.negative_prompt and any(n.strip() for row in negatives for n in row)
+    extra_given = any(r.prompt_2 or r.prompt_3 or r.negative_prompt_2 or r.negative_prompt_3 for r in requests)
+    if family.weighting and any(_WEIGHTED.search(t) for t in positives[0] + negatives[0]):
+        return _weighted_embeddings(entry, pipe, positives[0], negatives[0] if use_negatives else None)
+    found: dict[str, Any] = {"prompt": positives[0], "negative_prompt": negatives[0] if use_negatives else None}
+    if family.name != "sd" and (extra_given or family.name in ("sd3", "flux")):
+        for i in range(1, min(count, 3)):
+            found[f"prompt_{i + 1}"] = positives[i]
+            if use_negatives:
+                found[f"negative_prompt_{i + 1}"] = negatives[i]
+    t5 = next((e for e in family.encoders if e.name == "t5"), None)
+    if t5 is not None:
+        found["max_sequence_length"] = t5.max_tokens
+    return found
+
+
+def _accepted(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The arguments the pipeline's `__call__` takes (img2img pipelines of SD take no size; generic ones vary)."""
+    parameters = inspect.signature(pipe.__call__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs
+    return {key: value for key, value in kwargs.items() if key in parameters}
