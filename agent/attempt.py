@@ -120,7 +120,7 @@ def make_attempt(
             params = a1111_parameters(
                 spec.positive, spec.negative, steps=g.steps,
                 sampler=g.sampler, cfg_scale=g.guidance, seed=g.seed, width=g.width, height=g.height,
-                model=g.model, extra={"ideaforge round": round_no} if round_no > 1 else None,
+                model=g.model, extra=_a1111_extra(g, round_no),
             )
             out_dir = Path(plan.settings.out)
             t_save = time.perf_counter()
@@ -169,6 +169,9 @@ def png_record(spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt, pla
         guidance=g.guidance,
         size=f"{g.width}x{g.height}",
         loras=list(plan.loras),
+        family=getattr(g, "family", None) or None,
+        prompts=dict(getattr(g, "prompts", {}) or {}),
+        options=dict(getattr(g, "options", {}) or {}),
         round=attempt.round,
         candidate=attempt.candidate,
         scores=rec.scores,
@@ -177,6 +180,16 @@ def png_record(spec: PromptSpec, g: Any, rec: ImageRecord, attempt: Attempt, pla
         versions=package_versions(),
         batch=plan.tags.get("batch"),
     )
+
+
+def _a1111_extra(g: Any, round_no: int) -> dict[str, Any] | None:
+    """Keys beyond the sampler line: Forge's "Schedule type" (sd3/flux) and the loop's round after the first."""
+    extra: dict[str, Any] = {}
+    if getattr(g, "schedule_type", None):
+        extra["Schedule type"] = g.schedule_type
+    if round_no > 1:
+        extra["ideaforge round"] = round_no
+    return extra or None
 
 
 def usable(image: Any) -> bool:

@@ -23,7 +23,8 @@ from ideaforge.agent.settings import Settings, load_settings
 from ideaforge.errors import InputError
 
 # Settings that select loaded models; the rest may change from one run to the next.
-_MODEL_KEYS = ("model", "clip_model", "device", "dtype", "allow_pickle", "safety_checker")
+_MODEL_KEYS = ("model", "clip_model", "device", "dtype", "allow_pickle", "safety_checker", "offload", "vae_slicing",
+               "vae_tiling", "compile", "attention_backend", "cache_acceleration", "layerwise_casting", "preference")
 
 
 class IdeaForge:
@@ -90,6 +91,13 @@ class IdeaForge:
                     loras=[parse_lora(x) for x in self.loras],
                     safety_checker=s.safety_checker,
                     allow_pickle=s.allow_pickle,
+                    offload=s.offload,
+                    vae_slicing=s.vae_slicing,
+                    vae_tiling=s.vae_tiling,
+                    compile=s.compile,
+                    attention_backend=s.attention_backend,
+                    cache=s.cache_acceleration,
+                    layerwise_casting=s.layerwise_casting,
                 ).load()
             return self._generator
 

@@ -48,6 +48,13 @@ class PngRecord(BaseModel):
     guidance: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     size: Size | None = None
     loras: list[str] = Field(default_factory=list, description="LoRAs as SOURCE:SCALE.")
+    family: str | None = Field(default=None, description="The model family: sd, sdxl, sd3, flux, ...")
+    prompts: dict[str, str] = Field(
+        default_factory=dict, description="The other encoders' prompts given (prompt_2, prompt_3, negatives)."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Memory and speed options the image was made with (offload, vae_tiling, ...)."
+    )
     round: int = Field(default=1, ge=1, description="Round of the critic loop that made the image.")
     candidate: int = Field(default=1, ge=1, description="Candidate prompt within the round.")
     scores: Scores | None = None

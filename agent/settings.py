@@ -49,6 +49,20 @@ class Settings(BaseSettings):
     dtype: str | None = Field(None, description="float16, bfloat16 or float32 (default: by device)")
     allow_pickle: bool = False
     safety_checker: bool = True
+    # Memory and speed (diffusers' own features; each is recorded in the PNG)
+    offload: Literal["none", "model", "sequential", "group"] | None = Field(
+        None, description="Move weights between RAM and the accelerator: none, model, sequential or group"
+    )
+    vae_slicing: bool | None = Field(None, description="Decode a batch one image at a time (default: auto)")
+    vae_tiling: bool | None = Field(None, description="Decode in tiles (default: on from 1024 px a side)")
+    compile: bool = Field(False, description="torch.compile the denoiser (regional where the model allows)")
+    attention_backend: str | None = Field(None, description="diffusers attention backend, e.g. native, flash, sage")
+    cache_acceleration: Literal["first_block"] | None = Field(
+        None, description="First-block cache for DiT families (FLUX); `--cache first_block`"
+    )
+    layerwise_casting: Literal["fp8", "fp8_e5m2"] | None = Field(
+        None, description="Store weights in fp8, compute in the run's dtype"
+    )
 
     # Prompt engine
     engine: Engine = "auto"

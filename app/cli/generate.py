@@ -139,6 +139,13 @@ def generate(
     dtype: str | None = options.Dtype,
     allow_pickle: bool | None = options.AllowPickle,
     no_safety_checker: bool = options.NoSafetyChecker,
+    offload: str | None = options.Offload,
+    vae_slicing: bool | None = options.VaeSlicing,
+    vae_tiling: bool | None = options.VaeTiling,
+    compile_model: bool | None = options.Compile,
+    attention_backend: str | None = options.AttentionBackend,
+    cache: str | None = options.Cache,
+    layerwise_casting: str | None = options.LayerwiseCasting,
     from_image: str | None = typer.Option(None, "--from", help="Reproduce an image from its PNG record."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
@@ -154,6 +161,9 @@ def generate(
         model = model or record.model or None
         lora = lora or list(record.loras)
         idea = record.idea
+        recorded = record.options or {}
+        if vae_tiling is None and isinstance(recorded.get("vae_tiling"), bool):
+            vae_tiling = recorded["vae_tiling"]  # tiling changes the pixels: decode as the image was decoded
     if idea is None:
         raise InputError("no idea given; pass an IDEA or --from IMAGE.png")
     forge = IdeaForge(
@@ -165,6 +175,8 @@ def generate(
         max_images=max_images, max_seconds=max_seconds, max_llm_calls=max_llm_calls,
         candidates=candidates, keep_seed=keep_seed, device=device, dtype=dtype, allow_pickle=allow_pickle,
         safety_checker=False if no_safety_checker else None, loras=lora,
+        offload=offload, vae_slicing=vae_slicing, vae_tiling=vae_tiling, compile=compile_model,
+        attention_backend=attention_backend, cache_acceleration=cache, layerwise_casting=layerwise_casting,
     )
     run_overrides: dict[str, Any] = {
         k: v for k, v in {"seed": seed, "init_image": init_image, "strength": strength}.items() if v is not None
