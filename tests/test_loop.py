@@ -104,7 +104,7 @@ def test_everything_is_recorded_and_serializes(tmp_path) -> None:
     assert RunResult.model_validate(data).best.round == 2
     for att in data["attempts"]:
         assert att["spec"]["positive"] and att["seed"] == att["images"][0]["seed"] and att["images"][0]["path"]
-        assert set(att["seconds"]) == {"prompt", "generate", "critic"}
+        assert set(att["seconds"]) == {"prompt", "generate", "critic", "save"}
         assert att["images"][0]["scores"]["elements"].keys() == {"red circle", "blue square"}
     stages = [e.stage for e in events]
     assert stages[0] == "prompt" and "critic" in stages and "revise" in stages and stages[-1] == "done"
