@@ -149,3 +149,21 @@ def test_a_preference_model_gives_the_quality_score(server, tiny_clip_dir, tmp_p
     with Image.open(image.path) as im:
         [expected] = PreferenceScorer(str(tiny_clip_dir)).score([im.convert("RGB")], result.attempts[0].spec.idea_en)
     assert image.review.quality == pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.parametrize("faults", [
+    [Fault.error(500)], [Fault.garbage(), Fault.garbage()], [Fault.huge(1.5)], [Fault.slow(5)],
+], ids=["500", "garbage", "huge", "timeout"])
+def test_each_server_fault_ends_in_a_usable_result_with_a_warning(faults, server, tiny_clip_dir, tmp_path) -> None:
+    import time
+
+    server.push(*faults)
+    f = IdeaForge(engine="rules", generator=ShapesWorldGenerator(), critic="vlm", vlm_base_url=server.url,
+                  vlm_timeout=1, vlm_max_retries=0, clip_model=str(tiny_clip_dir), out=str(tmp_path))
+    started = time.monotonic()
+    result = f.run(IDEA, seed=6, max_attempts=1)
+    assert time.monotonic() - started < 30  # bounded: no wait beyond the timeout and the fallback
+    review = result.attempts[0].images[0].review
+    assert result.best_image_path and review.critic == "vlm (fallback clip)" and review.verdicts
+    [warning] = [w for w in review.warnings if w.startswith("the vlm critic failed (")]
+    assert "\n" not in warning and len(warning) < 400
