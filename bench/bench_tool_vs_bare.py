@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tiny models' builders
 
 
 def main() -> None:
@@ -35,6 +36,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="square side in pixels")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--family", default="sd", help="family of the tiny pipeline built without --model: sd, sdxl, "
+                        "sd3, flux")
     args = parser.parse_args()
 
     import torch
@@ -45,11 +48,13 @@ def main() -> None:
 
     model = args.model
     if model is None:
-        from tiny_models import build_tiny_sd
+        from tiny_models import build_tiny
 
-        model = str(build_tiny_sd(Path(tempfile.mkdtemp(prefix="ideaforge-bench-")) / "tiny-sd"))
+        model = str(build_tiny(args.family, Path(tempfile.mkdtemp(prefix="ideaforge-bench-")) / f"tiny-{args.family}"))
     tool = DiffusionTool(model).load()
     pipe = tool.pipeline
+    family = tool.family
+    negative = {"negative_prompt": args.negative} if family.negative_prompt else {}
     params = GenerationParams(
         steps=args.steps,
         guidance=args.guidance,
@@ -57,7 +62,7 @@ def main() -> None:
         height=args.size,
         scheduler=tool.profile.scheduler,
     )
-    request = ImageRequest(positive=args.prompt, negative=args.negative, seed=args.seed)
+    request = ImageRequest(positive=args.prompt, negative=args.negative if family.negative_prompt else "", seed=args.seed)
 
     def with_tool() -> object:
         return tool.generate([request], params, on_step=lambda event: None)[0].image
@@ -65,7 +70,7 @@ def main() -> None:
     def bare() -> object:
         return pipe(
             prompt=args.prompt,
-            negative_prompt=args.negative,
+            **negative,
             num_inference_steps=args.steps,
             guidance_scale=args.guidance,
             width=args.size,
@@ -84,7 +89,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - started)
 
     tool_s, bare_s = statistics.median(times["tool"]), statistics.median(times["bare"])
-    print(f"model {model}  device {tool.device_name}  threads {torch.get_num_threads()}")
+    print(f"model {model} (family {family.key})  device {tool.device_name}  threads {torch.get_num_threads()}")
     print(
         f"{args.size}x{args.size}, {args.steps} steps, guidance {args.guidance:g}, {args.repeats} interleaved repeats"
     )
