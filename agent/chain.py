@@ -21,9 +21,20 @@ from ideaforge.agent import checklist
 from ideaforge.agent.ask import StructuredLLM, short
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
 from ideaforge.agent.checklist import Analysis, lemma
+from ideaforge.agent.families import (
+    PromptFamily,
+    Written,
+    count_all,
+    prompt_family,
+    prose_like,
+    sentence,
+    sentences,
+    style_sentence,
+    write_prose,
+)
 from ideaforge.agent.models import Check, LLMCheck, LLMSpec, PromptSpec
 from ideaforge.agent.refine import refine_rules
-from ideaforge.agent.rules import _vocab, get_style, rules_spec
+from ideaforge.agent.rules import _vocab, compact_words, get_style, rules_spec
 from ideaforge.agent.settings import Settings
 from ideaforge.agent.text import clean_idea, detect_language, has_foreign_script, split_terms
 from ideaforge.errors import InputError, LLMError
@@ -70,14 +81,20 @@ def _style_hint(style: dict[str, str] | None) -> str:
     )
 
 
+def _hints(style: dict[str, str] | None, family: PromptFamily | None) -> str:
+    """The system prompt's slot: the style preset's hint, then the family's instruction (none for `sd`)."""
+    return "\n".join(h for h in (_style_hint(style), family.instruction if family else "") if h)
+
+
 def _system(compact: bool) -> str:
     return prompts.read_text("system_compact.md" if compact else "system.md")
 
 
-def idea_prompt(compact: bool = False) -> Any:
+def idea_prompt(compact: bool = False, form: str = "tags") -> Any:
     """The `ChatPromptTemplate` for a new idea. Input variables: `idea`, `style_hint`.
 
-    `compact` drops the few-shot examples and shortens the rules, for servers with small context windows.
+    `compact` drops the few-shot examples and shortens the rules, for servers with small context windows. With
+    `form="prose"` the examples show their prose prompts (the `prose` of prompts/examples.jsonl).
     """
     from langchain_core.messages import AIMessage, HumanMessage
     from langchain_core.prompts import ChatPromptTemplate
@@ -86,7 +103,8 @@ def idea_prompt(compact: bool = False) -> Any:
     for ex in [] if compact else prompts.examples():
         # Examples are messages, not templates: their JSON braces must not be read as variables.
         messages.append(HumanMessage(prompts.read_text("idea.md").format(idea=ex["idea"]).strip()))
-        messages.append(AIMessage(json.dumps(ex["spec"], ensure_ascii=False)))
+        shown = dict(ex["spec"], positive=ex["prose"]) if form == "prose" and ex.get("prose") else ex["spec"]
+        messages.append(AIMessage(json.dumps(shown, ensure_ascii=False)))
     messages.append(("human", prompts.read_text("idea.md")))
     return ChatPromptTemplate.from_messages(messages)
 
@@ -124,6 +142,7 @@ class PromptChain:
         self.settings = settings
         self.engine = resolve_engine(settings) if llm is None else "openai"
         self._tokenizer = tokenizer
+        self._tokenizers: dict[str, Any] = {}  # a loaded model's other encoders' tokenizers: clip_g, t5
         self._lock = threading.Lock()
         self.llm = StructuredLLM(settings, llm=llm, check=self._check)
 
@@ -137,9 +156,16 @@ class PromptChain:
                 self._tokenizer = load_clip_tokenizer()
             return self._tokenizer
 
-    def use_tokenizer(self, tokenizer: Any) -> None:
-        """Count tokens with the loaded diffusion model's own tokenizer from now on."""
-        self._tokenizer = tokenizer
+    def use_tokenizer(self, tokenizer: Any, encoder: str = "clip_l") -> None:
+        """Count tokens with the loaded diffusion model's own tokenizer from now on.
+
+        `encoder` names the text encoder it belongs to: `clip_l` (the first, the default), `clip_g` or `t5`. Without
+        a T5 tokenizer, T5 tokens are estimated (`ideaforge.agent.families.estimate_t5_tokens`).
+        """
+        if encoder == "clip_l":
+            self._tokenizer = tokenizer
+        else:
+            self._tokenizers[encoder] = tokenizer
 
     def _check(self, spec: LLMSpec) -> str | None:
         """What is wrong with a parsed reply, or None. The checks the schema cannot express."""
@@ -164,17 +190,23 @@ class PromptChain:
         warnings: list[str],
         *,
         previous: Sequence[LLMCheck] | None = None,
+        family: PromptFamily | None = None,
     ) -> PromptSpec:
         """The spec from an engine's draft: checklist, negation, style preset, token budget, clean negative.
 
         `previous` are the checks to keep when the draft has none (a revision of an unchanged idea); without
-        them, a draft without checks gets the rules reader's.
+        them, a draft without checks gets the rules reader's. `family` (default `sd`) decides the prompt's form and
+        budgets: a prose family's draft is cut at a sentence boundary within its T5 budget, and the checks' words
+        must be within the first 77 CLIP tokens (the sentences are reordered, completed by a sentence of the
+        checks, or the rules engine's prose stands in for the CLIP prompts).
         """
+        fam = family or prompt_family("sd")
         stop = _vocab()["_stopwords"]
         analysis = checklist.analyze(llm_spec.idea_en)
         checks, negated = self._checklist(llm_spec, analysis, engine, warnings, previous)
         heads = _heads(negated)
         positive_terms = _leave_out(split_terms(llm_spec.positive), heads, analysis)
+        draft_terms = list(positive_terms)
         protected = 1
         if style:
             styled = split_terms(style["prompt"].replace("{prompt}", "\x00"))
@@ -198,24 +230,81 @@ class PromptChain:
             kept, _ = remove_contradictions([t for t in rules_negative if t.lower() not in lead], asked, stop)
             warnings.append("the LLM gave no negative prompt; used the rules engine's")
         negative, w2 = fit_terms([*negated, *kept], self.tokenizer, protected=0)
-        if any(c.kind == "text" for c in checks):
+        if any(c.kind == "text" for c in checks) and fam.name not in ("sd3", "flux"):
             warnings.append(_TEXT_WARNING)
+        if fam.form == "prose":
+            written = self._prose(fam, draft_terms, llm_spec.idea_en, analysis, style, checks, negative,
+                                  [*negated, *kept], negated, warnings)
+            w1 = []
+        else:
+            written = Written(positive=positive, negative=negative)
+            left = [t for t in positive_terms[protected:] if t not in split_terms(positive)]
+            if fam.form == "tags+phrases" and left:  # CLIP-G reads what CLIP-L had no room for
+                short = compact_words(analysis.positive, stop)
+                written.positive_2, _ = fit_terms([short, *left], self.tokenizer, protected=1)
+            texts = {"positive": written.positive, "positive_2": written.positive_2}
+            written.tokens, written.estimated = count_all(fam, texts, self.tokenizer, self._tokenizers)
+        positive, negative = written.positive, written.negative
         language = _language(idea, llm_spec.language)
         return PromptSpec(
+            **written.fields(),
+            family=fam.key,
             idea=idea,
             idea_en=llm_spec.idea_en,
-            positive=positive,
-            negative=negative,
             checks=checks,
             elements=checklist.elements(checks) or [e for e in llm_spec.elements if not _names(e, heads)],
             language=language,
             style=style["name"] if style else None,
             engine=engine,
-            warnings=[*warnings, *w1, *w2],
+            warnings=[*warnings, *w1, *w2, *(written.warnings or [])],
             positive_tokens=count(positive, self.tokenizer),
             negative_tokens=count(negative, self.tokenizer),
             llm_method=self.llm.method if engine == "openai" else None,
         )
+
+    def _prose(
+        self,
+        fam: PromptFamily,
+        terms: list[str],
+        idea_en: str,
+        analysis: Analysis,
+        style: dict[str, str] | None,
+        checks: list[Check],
+        negative: str,
+        negative_terms: list[str],
+        negated: list[str],
+        warnings: list[str],
+    ) -> Written:
+        """A prose family's prompts from an LLM draft (without the negated things); the rules engine's CLIP prompts
+        when the draft's sentences cannot carry the checks' words within 77 CLIP tokens."""
+        from ideaforge.agent.families import covered, details_sentence
+
+        text = ", ".join(terms)
+        if prose_like(text):
+            lead, details = sentences(text), []
+        else:  # the model wrote tags after all: the subject as a sentence, its other terms as another
+            warnings.append("the LLM wrote a tag list for a prose family; its terms were written as sentences")
+            lead, details = [sentence(terms[0] if terms else analysis.positive)], [details_sentence(terms[1:])]
+        if style:
+            details.insert(0, style_sentence(style))
+        written = write_prose(fam, lead, details, checks, negative, negative_terms, negated, self.tokenizer,
+                              self._tokenizers)
+        if not covered(written.positive, [c for c in checks if c.kind != "absent"]):
+            rules = rules_spec(idea_en, style=style["name"] if style else None, tokenizer=self.tokenizer,
+                               family=fam, tokenizers=self._tokenizers)
+            if covered(rules.positive, checks):
+                written.positive = rules.positive
+                if fam.reads.get("clip_g") == "positive_2":
+                    written.positive_2 = rules.positive
+                written.warnings = [w for w in written.warnings or [] if "CLIP tokens" not in w]
+                written.warnings.append(
+                    "the LLM's sentences did not carry the checks' words within 77 CLIP tokens; the CLIP prompts are "
+                    "the rules engine's, the T5 prompt the LLM's"
+                )
+                texts = {"positive": written.positive, "positive_2": written.positive_2,
+                         "positive_3": written.positive_3}
+                written.tokens, written.estimated = count_all(fam, texts, self.tokenizer, self._tokenizers)
+        return written
 
     @staticmethod
     def _checklist(
@@ -245,8 +334,11 @@ class PromptChain:
         absent = [LLMCheck(kind="absent", subject=n) for n in negated]
         return checklist.link([*keep, *absent]), negated
 
-    def _fallback(self, idea: str, style: dict[str, str] | None, exc: Exception) -> PromptSpec:
-        spec = rules_spec(idea, style=style["name"] if style else None, tokenizer=self.tokenizer)
+    def _fallback(
+        self, idea: str, style: dict[str, str] | None, exc: Exception, family: PromptFamily | None = None
+    ) -> PromptSpec:
+        spec = rules_spec(idea, style=style["name"] if style else None, tokenizer=self.tokenizer,
+                          family=family, tokenizers=self._tokenizers)
         why = redact(describe(exc))
         spec.warnings.insert(0, f"the openai engine failed ({why}); used the rules engine instead")
         spec.fallback = why
@@ -259,40 +351,61 @@ class PromptChain:
             raise LLMError(f"the LLM failed ({why}) and require_llm is set, so the rules engine did not answer") from None
 
     # -- the three things the chain does ------------------------------------------------------------------
-    def optimize(self, idea: str, *, style: str | None = None) -> PromptSpec:
-        """A new idea -> spec. Bad input raises `InputError`; LLM failures fall back to `rules`, recorded."""
+    def optimize(self, idea: str, *, style: str | None = None, family: Any = None) -> PromptSpec:
+        """A new idea -> spec. Bad input raises `InputError`; LLM failures fall back to `rules`, recorded.
+
+        `family` is the model family to write for: a name (`sd`, the default; `sdxl`, `sd3`, `flux`, `generic`,
+        `flux-schnell`, `sd3-turbo`) or a loaded model's `Family` (`DiffusionTool.family`). An unknown name is an
+        `InputError` naming the choices.
+
+        Example:
+            >>> from ideaforge.agent.chain import PromptChain
+            >>> from ideaforge.agent.settings import load_settings
+            >>> spec = PromptChain(load_settings(engine="rules")).optimize("a red fox in the snow", family="flux")
+            >>> spec.family, spec.negative, spec.positive_2.startswith("A red fox in the snow.")
+            ('flux', '', True)
+        """
         idea = clean_idea(idea)
+        fam = prompt_family(family)
         preset = get_style(style if style is not None else self.settings.style)
         if self.engine == "rules":
-            return rules_spec(idea, style=preset["name"] if preset else None, tokenizer=self.tokenizer)
+            return rules_spec(idea, style=preset["name"] if preset else None, tokenizer=self.tokenizer,
+                              family=fam, tokenizers=self._tokenizers)
         try:
-            reply = self.llm.ask(idea_prompt, {"idea": idea, "style_hint": _style_hint(preset)})
+            prompt = idea_prompt if fam.form != "prose" else (lambda compact: idea_prompt(compact, form="prose"))
+            reply = self.llm.ask(prompt, {"idea": idea, "style_hint": _hints(preset, fam)})
         except Exception as exc:  # any LLM fault: HTTP error, timeout, unusable reply
             self._require_llm(exc)
-            return self._fallback(idea, preset, exc)
-        return self.finalize(reply, idea, preset, "openai", [])
+            return self._fallback(idea, preset, exc, fam)
+        return self.finalize(reply, idea, preset, "openai", [], family=fam)
 
-    def batch(self, ideas: list[str], *, style: str | None = None, max_concurrency: int = 4) -> list[PromptSpec]:
+    def batch(
+        self, ideas: list[str], *, style: str | None = None, max_concurrency: int = 4, family: Any = None
+    ) -> list[PromptSpec]:
         """Many ideas at once; the LLM calls run concurrently. Bad ideas raise before any call is made."""
         from langchain_core.runnables import RunnableLambda
 
         cleaned = [clean_idea(i) for i in ideas]
+        prompt_family(family)  # an unknown family fails before any call
         if self.engine == "rules" or len(cleaned) <= 1:
-            return [self.optimize(i, style=style) for i in cleaned]
-        runnable: RunnableLambda[str, PromptSpec] = RunnableLambda(lambda i: self.optimize(i, style=style))
+            return [self.optimize(i, style=style, family=family) for i in cleaned]
+        runnable: RunnableLambda[str, PromptSpec] = RunnableLambda(
+            lambda i: self.optimize(i, style=style, family=family)
+        )
         return runnable.batch(cleaned, config={"max_concurrency": max_concurrency})
 
     def revise(self, spec: PromptSpec, history: str, critique: str) -> PromptSpec:
         """A new spec from the critic's verdict on earlier attempts (LLM engines only; see ideaforge.agent.loop)."""
         preset = get_style(spec.style)
-        inputs = {"style_hint": _style_hint(preset), "idea_en": spec.idea_en, "history": history, "critique": critique}
+        fam = prompt_family(spec.family)
+        inputs = {"style_hint": _hints(preset, fam), "idea_en": spec.idea_en, "history": history, "critique": critique}
         def changed(new: LLMSpec) -> str | None:
             if _same_prompt(new.positive, spec.positive):
                 return "the revision is the previous prompt unchanged; rewrite it as the critique asks"
             return None
 
         reply = self.llm.ask(revise_prompt, inputs, check=changed)
-        return self.finalize(reply, spec.idea, preset, "openai", [], previous=spec.checks)
+        return self.finalize(reply, spec.idea, preset, "openai", [], previous=spec.checks, family=fam)
 
     def refine(self, spec: PromptSpec, request: str) -> PromptSpec:
         """Apply a follow-up request ("make it night") to an existing spec."""
@@ -300,9 +413,10 @@ class PromptChain:
         preset = get_style(spec.style)
         if self.engine == "rules":
             return refine_rules(spec, request, self.tokenizer)
+        fam = prompt_family(spec.family)
         inputs = {
-            "style_hint": _style_hint(preset),
-            "positive": spec.positive,
+            "style_hint": _hints(preset, fam),
+            "positive": spec.positive_3 or spec.positive_2 or spec.positive if fam.form == "prose" else spec.positive,
             "negative": spec.negative,
             "checks": _check_lines(spec.checks),
             "request": request,
@@ -315,7 +429,7 @@ class PromptChain:
             why = redact(describe(exc))
             out.warnings.insert(0, f"the openai engine failed ({why}); refined with the rules engine")
             return out
-        return self.finalize(reply, f"{spec.idea}; {request}", preset, "openai", [])
+        return self.finalize(reply, f"{spec.idea}; {request}", preset, "openai", [], family=fam)
 
 
 def _head(name: str) -> str:

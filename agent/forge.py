@@ -129,9 +129,19 @@ class IdeaForge:
             return self._critics[name]
 
     # -- entry points -------------------------------------------------------------------------------------
-    def optimize(self, idea: str, *, style: str | None = None) -> PromptSpec:
-        """Only the prompt stage: idea -> `PromptSpec`."""
-        return self.chain.optimize(idea, style=style)
+    def optimize(self, idea: str, *, style: str | None = None, family: Any = None) -> PromptSpec:
+        """Only the prompt stage: idea -> `PromptSpec`, written for `family` without loading any model.
+
+        `family` is sd, sdxl, sd3, flux or generic (or sd3-turbo, flux-schnell); None: the loaded model's, if a
+        model is loaded already, else sd.
+
+        Example:
+            >>> IdeaForge(engine="rules").optimize("a red kitten", family="flux").negative  # doctest: +SKIP
+            ''
+        """
+        if family is None and self._generator is not None:
+            family = getattr(self._generator, "family", None)
+        return self.chain.optimize(idea, style=style, family=family)
 
     def run(
         self,
@@ -158,7 +168,8 @@ class IdeaForge:
         if spec is None:
             emit(Event("prompt", message="optimizing the prompt"))
             t0 = time.perf_counter()
-            spec = self.chain.optimize(idea, style=run.style)
+            # The prompt is written for the loaded model's family (`DiffusionTool.family`; a generator without one: sd).
+            spec = self.chain.optimize(idea, style=run.style, family=getattr(self.generator, "family", None))
             prompt_seconds = time.perf_counter() - t0
         else:
             prompt_seconds = 0.0

@@ -173,6 +173,41 @@ class PromptSpec(LLMSpec):
         description="The entities of `checks` with their attributes, most important first (kept for compatibility).",
     )
 
+    positive: str = Field(
+        max_length=8000,
+        description="The positive prompt: what the first (CLIP) text encoder reads, within its 77 tokens. Tags for "
+        "`sd`, tags with short phrases for `sdxl`, sentences for `sd3`, `flux` and `generic`.",
+    )
+    family: str = Field(
+        default="sd",
+        description="The model family the prompt is written for: sd, sdxl, sd3, flux or generic (or a variant: "
+        "sd3-turbo, flux-schnell).",
+    )
+    positive_2: str | None = Field(
+        default=None,
+        max_length=8000,
+        description="diffusers' `prompt_2`: the second text encoder's prompt (SDXL and SD 3: CLIP-G, within 77 "
+        "tokens; FLUX: T5, the full prose up to its budget). None: the encoder reads `positive`.",
+    )
+    positive_3: str | None = Field(
+        default=None,
+        max_length=8000,
+        description="diffusers' `prompt_3`: SD 3's T5 prompt, the full prose up to its budget. None: it reads `positive`.",
+    )
+    negative_note: str | None = Field(
+        default=None,
+        description="For a family that takes no negative prompt (FLUX): what became of the negative's content.",
+    )
+    tokens: dict[str, int] = Field(
+        default_factory=dict,
+        description="Tokens (EOS included) of the prompt each text encoder reads, by encoder: clip_l, clip_g, t5.",
+    )
+    estimated_tokens: list[str] = Field(
+        default_factory=list,
+        description="Encoders whose count in `tokens` is an estimate (no tokenizer of theirs was at hand: T5 "
+        "without a loaded model).",
+    )
+
     idea: str = Field(description="The idea as the user typed it.")
     style: str | None = Field(default=None, description="The style preset applied, if any.")
     engine: str = Field(description="The engine that produced this spec: 'openai' or 'rules'.")
@@ -183,6 +218,11 @@ class PromptSpec(LLMSpec):
     fallback: str | None = Field(
         default=None, description="Why the LLM did not answer, when the rules engine stood in for it."
     )
+
+    @field_validator("positive_2", "positive_3", mode="before")
+    @classmethod
+    def _safe_extra(cls, v: Any) -> Any:
+        return _clean_terms(_safe(v)).strip() or None if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _some_element(self) -> PromptSpec:

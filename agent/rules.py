@@ -14,6 +14,7 @@ from ideaforge import prompts
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
 from ideaforge.agent.checklist import analyze, elements, link
 from ideaforge.agent.checklist.words import QUOTED
+from ideaforge.agent.families import PromptFamily, Written, details_sentence, prompt_family, sentence, write_prose
 from ideaforge.agent.models import LLMCheck, PromptSpec
 from ideaforge.agent.text import detect_language, join_terms, split_terms, stem, words
 from ideaforge.errors import InputError
@@ -135,8 +136,20 @@ def _negative_terms(cats: list[str], style: dict[str, str] | None) -> list[str]:
     return [t for t in dict.fromkeys(terms) if t not in keep_out]
 
 
-def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) -> PromptSpec:
-    """Turn a (clean) idea into a prompt spec without any model.
+def rules_spec(
+    idea: str,
+    *,
+    style: str | None = None,
+    tokenizer: Any = None,
+    family: Any = None,
+    tokenizers: dict[str, Any] | None = None,
+) -> PromptSpec:
+    """Turn a (clean) idea into a prompt spec without any model, in the form of the model `family` (default `sd`).
+
+    `sd` gets comma-separated tags, `sdxl` tags with short phrases (and a CLIP-G prompt where the CLIP-L one had to
+    leave style terms out), `sd3`, `flux` and `generic` sentences: the idea's own words first, then what the
+    checklist needs within the first 77 CLIP tokens, then the style, lighting and composition, up to the T5 budget.
+    `tokenizers` are a loaded model's own tokenizers by encoder ('t5', 'clip_g'), to count with.
 
     Example:
         >>> from ideaforge.agent.rules import rules_spec
@@ -145,10 +158,14 @@ def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) ->
         True
         >>> "blurry" in spec.negative
         False
+        >>> flux = rules_spec("a street without cars", family="flux")
+        >>> flux.positive.split(". ")[0], flux.negative, flux.positive_2.endswith("There is no sign of cars anywhere.")
+        ('An empty street', '', True)
     """
     from ideaforge.tools.clip_tokenizer import load_clip_tokenizer
 
     tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
+    fam = prompt_family(family)
     v = _vocab()
     preset = get_style(style)
     warnings: list[str] = []
@@ -184,22 +201,67 @@ def rules_spec(idea: str, *, style: str | None = None, tokenizer: Any = None) ->
     checks = list(reading.checks) if reading is not None else link([LLMCheck(kind="entity", subject=idea_en)])
     if preset:
         checks = link([*checks, LLMCheck(kind="style", subject="image", value=preset["name"])])
-    if any(c.kind == "text" for c in checks):
+    if any(c.kind == "text" for c in checks) and fam.name not in ("sd3", "flux"):
         warnings.append(TEXT_WARNING)
+    if fam.form == "prose":
+        terms = [t for t in extra_style + _enhancements(shown, cats, preset) if t not in fam.drop_terms]
+        medium = cats and v["categories"][cats[0]]["medium"]
+        written = write_prose(
+            fam, [sentence(subject[0])], [details_sentence(terms, medium if medium in terms else None)], checks,
+            negative, [*negated, *negative_terms], negated, tok, tokenizers,
+        )
+        # The tag budget's words about the idea's length belong to the tag form; the prose writer says its own.
+        warnings = [w for w in warnings if w not in fit_warnings and "CLIP's 77 tokens" not in w]
+    elif fam.form == "tags+phrases":
+        written = _tags_and_phrases(fam, subject, extra_style + _enhancements(shown, cats, preset), shown, negative, tok)
+    else:
+        written = Written(positive=positive, negative=negative)
+    return _spec(idea, idea_en, written, fam, checks, shown, language, preset, warnings, tok, tokenizers)
+
+
+def _spec(idea: str, idea_en: str, written: Written, fam: PromptFamily, checks: list[Any], shown: str,
+          language: str, preset: dict[str, str] | None, warnings: list[str], tok: Any,
+          tokenizers: dict[str, Any] | None) -> PromptSpec:
+    from ideaforge.agent.families import count_all
+
+    if written.tokens is None:
+        texts = {"positive": written.positive, "positive_2": written.positive_2, "positive_3": written.positive_3}
+        written.tokens, written.estimated = count_all(fam, texts, tok, tokenizers)
     return PromptSpec(
         idea=idea,
         idea_en=idea_en,
-        positive=positive,
-        negative=negative,
         checks=checks,
         elements=elements(checks) or [shown],
         language=language,
         style=preset["name"] if preset else None,
         engine="rules",
-        warnings=warnings,
-        positive_tokens=count(positive, tok),
-        negative_tokens=count(negative, tok),
+        warnings=[*warnings, *(written.warnings or [])],
+        positive_tokens=count(written.positive, tok),
+        negative_tokens=count(written.negative, tok),
+        family=fam.key,
+        **{k: v for k, v in written.fields().items()},
     )
+
+
+def _tags_and_phrases(fam: PromptFamily, subject: list[str], terms: list[str], shown: str, negative: str,
+                      tok: Any) -> Written:
+    """SDXL's prompts: the subject, the medium and its light as one short phrase, then tags; CLIP-G's prompt only
+    where CLIP-L's had to leave style terms out (the compact subject with them)."""
+    terms = [t for t in terms if t not in fam.drop_terms]
+    light = next((t for t in terms if "light" in t or "glow" in t), None)
+    medium = next((t for t in terms if "photograph" in t or "art" in t.split() or "painting" in t), None)
+    if light and medium:
+        at = terms.index(medium)
+        terms = [t for t in terms if t not in (light, medium)]
+        terms.insert(min(at, len(terms)), f"{medium} with {light}")
+    positive, fit_warnings = fit_terms(subject + terms, tok, protected=len(subject))
+    kept = set(split_terms(positive))
+    left = [t for t in terms if t not in kept]
+    written = Written(positive=positive, negative=negative, warnings=fit_warnings)
+    if left:
+        short = compact_words(shown, _vocab()["_stopwords"])
+        written.positive_2, _ = fit_terms([short, *left, *[t for t in terms if t in kept]], tok, protected=1)
+    return written
 
 
 TEXT_WARNING = (

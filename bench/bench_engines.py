@@ -24,8 +24,22 @@ Engines:
   ideas show the cost of the repair path. No real LLM is reachable here.
 - `raw` (reference): the idea itself as the prompt, no negative; only its budget share is informative.
 
+Per family (`--families`, default every family: sd, sdxl, sd3, flux, flux-schnell, generic), for the rules engine
+on every idea (and the openai engine against the same canned server on the first `--llm-ideas` ideas):
+
+- in budget: the share of specs whose every encoder's prompt is within that encoder's budget (CLIP counted with the
+  CLIP tokenizer; T5 with `estimate_t5_tokens`, an upper estimate: no T5 tokenizer ships offline);
+- checks in 77: the share of specs whose checks' content words (entity, attribute, count, relation, text) are all
+  within the first 77 CLIP tokens of every CLIP encoder's prompt;
+- prose: the share of positives that read as sentences (`ideaforge.agent.families.prose_like`: ends like a
+  sentence, comma-separated pieces of three words or more on average, articles or verbs), for the positive and for
+  the T5 prompt where the family has one;
+- T5 estimate vs the tiny test tokenizer: the T5 prompts counted with both, when tests/tiny_models.py can train
+  its 1,000-piece Unigram tokenizer (which splits far more than T5's 32,000 pieces; a sanity figure only).
+
 Run:
     python bench/bench_engines.py [--limit N] [--method json_schema|function_calling|json_mode]
+    python bench/bench_engines.py --families-only [--families sd,flux] [--llm-ideas 100]
 """
 
 from __future__ import annotations
@@ -225,6 +239,152 @@ def report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+FAMILIES = ("sd", "sdxl", "sd3", "flux", "flux-schnell", "generic")
+
+
+def canned_prose(request: dict[str, Any]) -> Any:
+    """FakeOpenAI's answer for a prose family: the idea as a sentence, then a fixed sentence of style."""
+
+    reply = canned_reply(request)
+    idea = reply.payload["idea_en"].strip().rstrip(".")
+    reply.payload["positive"] = (
+        f"{idea[:1].upper()}{idea[1:]}. The scene is shown in soft natural light with a shallow depth of field, "
+        "rich colors and fine, intricate textures."
+    )
+    return reply
+
+
+def family_row(spec: Any, tokenizer: Any, tiny_t5: Any) -> dict[str, Any]:
+    from ideaforge.agent.families import (
+        CONTENT_KINDS,
+        estimate_t5_tokens,
+        first_tokens,
+        missing,
+        prompt_family,
+        prompt_for,
+        prose_like,
+    )
+
+    family = prompt_family(spec.family)
+    content = [c for c in spec.checks if c.kind in CONTENT_KINDS]
+    within = set(spec.tokens) == set(family.budgets) and all(
+        spec.tokens[e] <= n for e, n in family.budgets.items()
+    )
+    clip = [e for e in family.budgets if e.startswith("clip")]
+    in77 = all(not missing(first_tokens(prompt_for(spec, e), tokenizer), content) for e in clip)
+    t5 = next((e for e in family.budgets if not e.startswith("clip")), None)
+    t5_text = prompt_for(spec, t5) if t5 else None
+    row = {
+        "within_budget": within,
+        "checks_in_77": in77,
+        "prose": prose_like(spec.positive),
+        "t5_prose": prose_like(t5_text) if t5_text else None,
+        "t5_tokens": spec.tokens.get(t5) if t5 else None,
+        "negative_empty": spec.negative == "",
+    }
+    if t5_text and tiny_t5 is not None:
+        row["tiny_t5"] = len(tiny_t5(t5_text)["input_ids"])
+        row["estimate_t5"] = estimate_t5_tokens(t5_text)
+    return row
+
+
+def _tiny_t5() -> Any:
+    try:
+        from tiny_models import t5_tokenizer_dir
+        from transformers import T5TokenizerFast
+
+        return T5TokenizerFast.from_pretrained(str(t5_tokenizer_dir()))
+    except Exception:  # the tiny tokenizer is a sanity figure only; the bench runs without it
+        return None
+
+
+def run_families(limit: int | None, families: list[str], llm_ideas: int, method: str) -> dict[str, Any]:
+    import sys
+
+    tests = str(Path(__file__).resolve().parents[1] / "tests")
+    if tests not in sys.path:  # the loopback server and the tiny tokenizer live with the tests
+        sys.path.insert(0, tests)
+    from llm_server import FakeOpenAI
+
+    from ideaforge.agent.chain import PromptChain
+    from ideaforge.agent.settings import load_settings
+
+    path = _common.idea_file()
+    ideas = read_ideas(path, limit)
+    metrics = Metrics()
+    tiny = _tiny_t5()
+    rules = PromptChain(load_settings(engine="rules"), tokenizer=metrics.tokenizer)
+    out: dict[str, Any] = {"idea_file": str(path), "ideas": len(ideas), "families": {}}
+    with FakeOpenAI(default=canned_reply) as server:
+        for family in families:
+            prose = family not in ("sd", "sdxl")
+            server.default = canned_prose if prose else canned_reply
+            llm = PromptChain(
+                load_settings(engine="openai", llm_base_url=server.url, llm_max_retries=0, llm_timeout=30,
+                              llm_method=method),
+                tokenizer=metrics.tokenizer,
+            )
+            rows: dict[str, list[dict[str, Any]]] = {"rules": [], "openai": []}
+            seconds: dict[str, list[float]] = {"rules": [], "openai": []}
+            for i, row in enumerate(ideas):
+                for engine, chain in (("rules", rules), ("openai", llm)):
+                    if engine == "openai" and i >= llm_ideas:
+                        continue
+                    t0 = time.perf_counter()
+                    spec = chain.optimize(row["idea"], family=family)
+                    seconds[engine].append(time.perf_counter() - t0)
+                    rows[engine].append(family_row(spec, metrics.tokenizer, tiny))
+            out["families"][family] = {e: _family_summary(r, seconds[e]) for e, r in rows.items() if r}
+    return out
+
+
+def _share(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return sum(bool(v) for v in values) / len(values) if values else None
+
+
+def _family_summary(rows: list[dict[str, Any]], seconds: list[float]) -> dict[str, Any]:
+    t5 = [r["t5_tokens"] for r in rows if r["t5_tokens"] is not None]
+    pairs = [(r["estimate_t5"], r["tiny_t5"]) for r in rows if "tiny_t5" in r]
+    return {
+        "ideas": len(rows),
+        "within_budget": _share(rows, "within_budget"),
+        "checks_in_77": _share(rows, "checks_in_77"),
+        "prose": _share(rows, "prose"),
+        "t5_prose": _share(rows, "t5_prose"),
+        "negative_empty": _share(rows, "negative_empty"),
+        "t5_tokens_median": _common.median(t5) if t5 else None,
+        "t5_tokens_max": max(t5) if t5 else None,
+        "estimate_ge_tiny_t5": (sum(e >= t for e, t in pairs) / len(pairs)) if pairs else None,
+        "tiny_t5_over_estimate_max": max((t / e for e, t in pairs), default=None),
+        "latency_median_ms": 1000 * _common.median(seconds) if seconds else None,
+    }
+
+
+def report_families(r: dict[str, Any]) -> str:
+    lines = [
+        f"{r['ideas']} ideas from {r['idea_file']}, per family (T5 counted by the upper estimate)",
+        f"{'family':13} {'engine':7} {'ideas':>5} {'in budget':>9} {'checks<77':>9} {'prose':>6} {'t5 prose':>8} "
+        f"{'no neg':>6} {'t5 med':>6} {'t5 max':>6} {'ms':>6}",
+    ]
+    for family, engines in r["families"].items():
+        for engine, e in engines.items():
+            lines.append(
+                f"{family:13} {engine:7} {e['ideas']:5d} {_fmt(e['within_budget'], '.1%'):>9} "
+                f"{_fmt(e['checks_in_77'], '.1%'):>9} {_fmt(e['prose'], '.0%'):>6} {_fmt(e['t5_prose'], '.0%'):>8} "
+                f"{_fmt(e['negative_empty'], '.0%'):>6} {_fmt(e['t5_tokens_median'], '.0f'):>6} "
+                f"{_fmt(e['t5_tokens_max'], '.0f'):>6} {_fmt(e['latency_median_ms'], '.1f'):>6}"
+            )
+    tiny = [(f, e["rules"]) for f, e in r["families"].items() if e["rules"].get("estimate_ge_tiny_t5") is not None]
+    for family, e in tiny:
+        lines.append(
+            f"{family}: the T5 estimate >= the tiny 1,000-piece test tokenizer's count for "
+            f"{e['estimate_ge_tiny_t5']:.1%} of prompts (tiny/estimate at most {e['tiny_t5_over_estimate_max']:.2f})"
+        )
+    lines.append("openai = the chain against a canned loopback server (not an LLM): what finalize enforces")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="only the first N ideas")
@@ -232,9 +392,18 @@ def main() -> None:
         "--method", default="json_schema", choices=["json_schema", "function_calling", "json_mode"]
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--families", default=",".join(FAMILIES), help="families to measure, comma-separated")
+    parser.add_argument("--families-only", action="store_true", help="only the per-family table")
+    parser.add_argument("--llm-ideas", type=int, default=200, help="ideas per family for the openai engine")
     args = parser.parse_args()
-    result = run(args.limit, args.method)
-    print(report(result))
+    result: dict[str, Any] = {}
+    if not args.families_only:
+        result = run(args.limit, args.method)
+        print(report(result))
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    if families:
+        result["per_family"] = run_families(args.limit, families, args.llm_ideas, args.method)
+        print(report_families(result["per_family"]))
     _common.write_json(args.json, result)
 
 

@@ -19,6 +19,7 @@ def prompt(
     idea: str = typer.Argument(..., help="The idea, in any language (with --refine: the change to make)."),
     engine: str | None = options.Engine,
     style: str | None = options.Style,
+    family: str | None = options.Family,
     llm_base_url: str | None = options.LlmBaseUrl,
     llm_model: str | None = options.LlmModel,
     llm_method: str | None = options.LlmMethod,
@@ -37,8 +38,11 @@ def prompt(
     `ideaforge prompt "a harbor" --json > a.json; ideaforge prompt "make it night" --refine a.json --json > b.json`
     """
     from ideaforge.agent.chain import PromptChain
+    from ideaforge.agent.families import prompt_family
     from ideaforge.agent.settings import load_settings
 
+    if family is not None:
+        prompt_family(family)  # a bad --family fails with one line (exit 2) before anything else runs
     previous = read_spec(refine) if refine is not None else None  # a bad file fails before any LLM call
     settings = load_settings(
         engine=engine, style=style, llm_base_url=llm_base_url, llm_model=llm_model, llm_method=llm_method,
@@ -46,8 +50,10 @@ def prompt(
     )
     chain = PromptChain(settings)
     if previous is None:
-        spec = chain.optimize(idea)
+        spec = chain.optimize(idea, family=family)
     else:
+        if family is not None:  # an explicit --family rewrites the refinement for that family
+            previous = previous.model_copy(update={"family": family})
         if style is not None:  # an explicit --style replaces the spec's own; otherwise the spec keeps its style
             previous = previous.model_copy(update={"style": style or None})
         spec = chain.refine(previous, idea)
@@ -69,17 +75,44 @@ def _print_spec(spec: Any) -> None:
         return Text(safe(value))
 
     table = Table(show_header=False, box=None, padding=(0, 1))
-    table.add_row("[bold]positive[/]", plain(spec.positive))
-    table.add_row("[bold]negative[/]", plain(spec.negative))
+    family = getattr(spec, "family", "sd")
+    readers = _readers(family)
+    table.add_row(f"[bold]positive[/]{readers.get('positive', '')}", plain(spec.positive))
+    for field in ("positive_2", "positive_3"):
+        if getattr(spec, field, None) and getattr(spec, field) != spec.positive:
+            table.add_row(f"[bold]{field}[/]{readers.get(field, '')}", plain(getattr(spec, field)))
+    if spec.negative or not spec.negative_note:
+        table.add_row("[bold]negative[/]", plain(spec.negative))
     table.add_row("[bold]elements[/]", plain(", ".join(spec.elements)))
-    table.add_row("[bold]engine[/]", plain(f"{spec.engine}  (language {spec.language}, style {spec.style or 'none'})"))
-    table.add_row("[bold]tokens[/]", f"{spec.positive_tokens} / {spec.negative_tokens} of 77")
+    table.add_row(
+        "[bold]engine[/]",
+        plain(f"{spec.engine}  (family {family}, language {spec.language}, style {spec.style or 'none'})"),
+    )
+    if family == "sd" or not spec.tokens:
+        table.add_row("[bold]tokens[/]", f"{spec.positive_tokens} / {spec.negative_tokens} of 77")
+    else:
+        from ideaforge.agent.families import prompt_family
+
+        budgets = prompt_family(family).budgets
+        shown = [f"{e} {n}{'~' if e in spec.estimated_tokens else ''} of {budgets.get(e, '?')}"
+                 for e, n in spec.tokens.items()]
+        table.add_row("[bold]tokens[/]", plain(", ".join(shown) + ("  (~ estimated)" if spec.estimated_tokens else "")))
     for w in spec.warnings:
         table.add_row("[yellow]warning[/]", plain(w))
     console = Console(soft_wrap=True)
     console.print(table)
     if spec.checks:
         console.print(checklist_table(spec))
+
+
+def _readers(family: str) -> dict[str, str]:
+    """Spec field -> ' (clip_l, clip_g)': which text encoders read it, for the human output."""
+    from ideaforge.agent.families import prompt_family
+
+    by_field: dict[str, list[str]] = {}
+    for encoder, field in prompt_family(family).reads.items():
+        by_field.setdefault(field, []).append(encoder)
+    return {f: f" ({', '.join(e)})" for f, e in by_field.items()} if family != "sd" else {}
 
 
 def checklist_table(spec: Any) -> Any:

@@ -45,3 +45,8 @@ Compile = typer.Option(None, "--compile", help="torch.compile the denoiser (regi
 AttentionBackend = typer.Option(None, "--attention-backend", help="diffusers attention backend: native, flash, ...")
 Cache = typer.Option(None, "--cache", help="first_block: cache acceleration for DiT models (FLUX).")
 LayerwiseCasting = typer.Option(None, "--layerwise-casting", help="fp8 or fp8_e5m2: store weights in fp8.")
+Family = typer.Option(
+    None, "--family",
+    help="Model family to write the prompt for: sd (default: tags), sdxl (tags and phrases), sd3, flux or generic "
+    "(prose); or sd3-turbo, flux-schnell.",
+)
