@@ -66,7 +66,11 @@ def make_attempt(
     from ideaforge.tools.metadata import a1111_parameters, save_png
 
     n = plan.settings.n
-    requests = [ImageRequest(positive=spec.positive, negative=spec.negative, seed=(seed + i) % 2**32) for i in range(n)]
+    requests = [
+        ImageRequest(positive=spec.positive, negative=spec.negative, seed=(seed + i) % 2**32,
+                     prompt_2=spec.positive_2, prompt_3=spec.positive_3)
+        for i in range(n)
+    ]
 
     def on_step(ev: Any) -> None:
         emit(Event("generate", round=round_no, candidate=candidate, step=ev.step, total=ev.total, preview=ev.preview))

@@ -141,6 +141,10 @@ class IdeaForge:
         """
         if family is None and self._generator is not None:
             family = getattr(self._generator, "family", None)
+        if family is None:  # the configured model's family from its files, without loading it
+            from ideaforge.tools.diffusion import family_of_model
+
+            family = family_of_model(self.settings.model)
         return self.chain.optimize(idea, style=style, family=family)
 
     def run(

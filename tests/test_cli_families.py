@@ -33,9 +33,14 @@ def test_each_family_generates_records_and_reproduces_pixel_for_pixel(family_dir
               "--seed", "3", "--no-critique", "--out", str(tmp_path / "a"), "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
+    assert data["spec"]["family"].startswith(family)  # the prompt was written for the model's family, unloaded
+    if family == "flux":
+        assert data["spec"]["negative"] == "" and data["spec"]["positive_2"].endswith(".")  # prose for T5
     shown = json.loads(run("info", data["best_image"], "--json").stdout)
     record = shown["ideaforge"]
-    assert record["family"] == family and record["options"]["offload"] == "none"
+    assert record["family"].startswith(family) and record["options"]["offload"] == "none"
+    if family in ("sd3", "flux"):  # the other encoders' prompts reached the pipeline and the record
+        assert record["prompts"].get("prompt_2") == data["spec"]["positive_2"]
     again = run("generate", "--from", data["best_image"], "--out", str(tmp_path / "b"), "--json")
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)["best_image"]

@@ -20,8 +20,8 @@ IDEA = "a red circle next to a blue square"
 class ForgetfulChain(PromptChain):
     """The first prompt leaves out the blue square, as a weak prompt engine might."""
 
-    def optimize(self, idea: str, *, style: str | None = None) -> PromptSpec:
-        spec = super().optimize(idea, style=style)
+    def optimize(self, idea: str, *, style: str | None = None, family: object = None) -> PromptSpec:
+        spec = super().optimize(idea, style=style, family=family)
         return spec.model_copy(update={"positive": "a red circle, best quality", "elements": ["red circle", "blue square"]})
 
 

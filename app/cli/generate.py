@@ -172,6 +172,7 @@ def generate(
     dtype: str | None = options.Dtype,
     allow_pickle: bool | None = options.AllowPickle,
     no_safety_checker: bool = options.NoSafetyChecker,
+    family: str | None = options.Family,
     offload: str | None = options.Offload,
     vae_slicing: bool | None = options.VaeSlicing,
     vae_tiling: bool | None = options.VaeTiling,
@@ -194,9 +195,9 @@ def generate(
         model = model or record.model or None
         lora = lora or list(record.loras)
         idea = record.idea
-        recorded = record.options or {}
-        if vae_tiling is None and isinstance(recorded.get("vae_tiling"), bool):
-            vae_tiling = recorded["vae_tiling"]  # tiling changes the pixels: decode as the image was decoded
+        made_with = record.options or {}
+        if vae_tiling is None and isinstance(made_with.get("vae_tiling"), bool):
+            vae_tiling = made_with["vae_tiling"]  # tiling changes the pixels: decode as the image was decoded
     if idea is None:
         raise InputError("no idea given; pass an IDEA or --from IMAGE.png")
     forge = IdeaForge(
@@ -232,7 +233,7 @@ def generate(
                 given = {k: v for k, v in given.items() if v is not None} | run_overrides
                 result = forge.reproduce(from_image, on_event=progress.on_event, **given)
             else:
-                spec = forge.optimize(idea)
+                spec = forge.optimize(idea, family=family)
                 warn_fallback(spec)
                 progress.spec(spec)  # the prompt stage prints its result before any model loads
                 _print_checks(progress, spec)

@@ -32,7 +32,15 @@ Example:
 
 from ideaforge.tools.diffusion.catalogue import _data as _data  # tests read the catalogue
 from ideaforge.tools.diffusion.catalogue import match_profile
-from ideaforge.tools.diffusion.families import Encoder, Family, encoder_budgets, family_named, family_names, family_of
+from ideaforge.tools.diffusion.families import (
+    Encoder,
+    Family,
+    encoder_budgets,
+    family_named,
+    family_names,
+    family_of,
+    family_of_model,
+)
 from ideaforge.tools.diffusion.loading import _load_pipeline as _load_pipeline  # bench/bench_cold_warm.py
 from ideaforge.tools.diffusion.loading import clear_cache
 from ideaforge.tools.diffusion.loras import LoraSpec, parse_lora
@@ -66,6 +74,7 @@ __all__ = [
     "family_named",
     "family_names",
     "family_of",
+    "family_of_model",
     "match_profile",
     "parse_lora",
     "plain_prompt",

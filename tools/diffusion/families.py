@@ -252,6 +252,54 @@ def family_of(pipeline: Any) -> Family:
     return family
 
 
+def family_of_model(model: str) -> Family | None:
+    """The family of a diffusers folder or a cached Hub model, read from its `model_index.json` (and its
+    denoiser's config for the variant) without loading anything; None when that cannot tell (a single file, a
+    model not in the cache).
+
+    Example:
+        >>> family_of_model("no/such-model-anywhere") is None
+        True
+    """
+    import json
+    from pathlib import Path
+
+    folder = Path(model).expanduser()
+    index: Path | None = folder / "model_index.json" if folder.is_dir() else None
+    if index is None and not folder.suffix and model.count("/") == 1:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(model, "model_index.json")
+        except Exception:  # noqa: BLE001 - not an id the cache knows: nothing to read
+            cached = None
+        index = Path(cached) if isinstance(cached, str) else None
+    if index is None or not index.is_file():
+        return None
+    try:
+        pipeline_class = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, ValueError):
+        return None
+    table = _table()
+    name = next((n for n, spec in table.items() if pipeline_class in (
+        spec["pipelines"]["txt2img"], spec["pipelines"]["img2img"], *spec["pipelines"]["also"])), None)
+    if name is None:
+        return None
+    variant = None
+    denoiser = table[name]["denoiser"]
+    config = index.parent / (denoiser or "") / "config.json"
+    if denoiser and config.is_file():
+        try:
+            values = json.loads(config.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            values = {}
+        for key, extra in table[name]["variants"].items():
+            detect = extra.get("detect") or {}
+            if detect and all(values.get(k) == v for k, v in detect.items()):
+                variant = key
+    return _build(name, variant)
+
+
 def encoder_budgets(pipeline: Any) -> list[tuple[str, Any, int]]:
     """Each text encoder of a loaded pipeline as (name, its own tokenizer, token budget), to count prompts with.
 
