@@ -237,7 +237,9 @@ def check_words(check: LLMCheck) -> list[str]:
     """The content words of one check that the CLIP text must carry (text checks: the exact text, as one item)."""
     if check.kind not in CONTENT_KINDS:
         return []
-    parts = [check.subject, check.object or ""]
+    # "text" and "image" are the reader's placeholders for an unnamed owner ("'COFFEE' written on it"), not words
+    # of the idea the prompt must carry.
+    parts = [check.subject if check.subject.lower() not in ("text", "image") else "", check.object or ""]
     if check.kind != "text":
         parts.append(check.value or "")
     found = [w for p in parts for w in words(p) if w not in _stopwords()]

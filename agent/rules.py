@@ -14,7 +14,15 @@ from ideaforge import prompts
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
 from ideaforge.agent.checklist import analyze, elements, link
 from ideaforge.agent.checklist.words import QUOTED
-from ideaforge.agent.families import PromptFamily, Written, details_sentence, prompt_family, sentence, write_prose
+from ideaforge.agent.families import (
+    PromptFamily,
+    Written,
+    details_sentence,
+    missing,
+    prompt_family,
+    sentence,
+    write_prose,
+)
 from ideaforge.agent.models import LLMCheck, PromptSpec
 from ideaforge.agent.text import detect_language, join_terms, split_terms, stem, words
 from ideaforge.errors import InputError
@@ -188,6 +196,11 @@ def rules_spec(
         extra_style = [t for t in styled if "\x00" not in t]
     else:
         extra_style = []
+    checks = list(reading.checks) if reading is not None else link([LLMCheck(kind="entity", subject=idea_en)])
+    # A thing the checklist names that leaving out a negated part took with it ("a laptop, no letters on its
+    # keyboard": the keyboard stays) goes back in as a tag of its own.
+    kept = [c.subject.split("'s ")[-1].split("' ")[-1] for c in checks if c.kind == "entity" and missing(shown, [c])]
+    subject = subject + list(dict.fromkeys(kept))
     positive_terms = subject + extra_style + _enhancements(shown, cats, preset)
     positive, fit_warnings = fit_terms(positive_terms, tok, protected=len(subject))
     if fit_warnings:
@@ -198,7 +211,6 @@ def rules_spec(
     negative_terms, _ = remove_contradictions(_negative_terms(cats, preset), shown, v["_stopwords"])
     negative, neg_warnings = fit_terms(negated + negative_terms, tok, protected=0)
     warnings.extend(neg_warnings)
-    checks = list(reading.checks) if reading is not None else link([LLMCheck(kind="entity", subject=idea_en)])
     if preset:
         checks = link([*checks, LLMCheck(kind="style", subject="image", value=preset["name"])])
     if any(c.kind == "text" for c in checks) and fam.name not in ("sd3", "flux"):
