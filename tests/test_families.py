@@ -134,10 +134,14 @@ def test_txt2img_for_each_family_reproduces_and_writes_a_png(
     tools: dict[str, DiffusionTool], name: str, tmp_path: Path
 ) -> None:
     tool = tools[name]
-    first, other_seed = tool.generate([KITTEN, KITTEN.model_copy(update={"seed": 8})], FAST)
-    again = tool.generate([KITTEN], FAST)[0]
+    pair = [KITTEN, KITTEN.model_copy(update={"seed": 8})]
+    first, other_seed = tool.generate(pair, FAST)
+    again = tool.generate(pair, FAST)[0]
+    alone = tool.generate([KITTEN], FAST)[0]
     assert first.image.size == (64, 64) and first.usable
-    assert np.array_equal(pixels(first), pixels(again))
+    assert np.array_equal(pixels(first), pixels(again))  # the same call reproduces exactly
+    # Alone instead of in a batch of two: the same image up to float rounding in batched matmuls (threads vary).
+    assert np.abs(pixels(first) - pixels(alone)).max() <= 2
     assert not np.array_equal(pixels(first), pixels(other_seed))
     assert (first.family, first.seed, first.steps) == (name, 7, 2)
     assert first.sampler == "Euler"  # tiny sd/sdxl ship EulerDiscreteScheduler; sd3/flux's flow-matching Euler
