@@ -12,6 +12,7 @@ from ideaforge.app.cli.batch import batch
 from ideaforge.app.cli.eval import eval_command
 from ideaforge.app.cli.generate import generate, info, prompt, styles
 from ideaforge.app.cli.mcp import mcp
+from ideaforge.app.cli.serve import serve
 from ideaforge.app.cli.ui import ui
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.command("ui")(ui)
 app.command("mcp")(mcp)
 app.command("batch")(batch)
 app.command("eval")(eval_command)
+app.command("serve")(serve)
 
 
 def main() -> None:
