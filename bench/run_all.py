@@ -256,7 +256,7 @@ def _kept_sections(old: str) -> str:
     """Sections other scripts write into BENCHMARKS.md (bench_local_llm.py's needs a server build; bench_checklist.py
     writes its own): kept as they are."""
     kept = []
-    for name in ("local-llm", "checklist", "repair", "families"):
+    for name in ("local-llm", "checklist", "repair", "families", "serve", "vae-tiling", "tool-bare-families"):
         start, end = old.find(f"<!-- {name}"), old.find(f"<!-- /{name} -->")
         if start >= 0 and end > start:
             kept.append(old[start : end + len(f"<!-- /{name} -->")])
