@@ -192,7 +192,11 @@ class Batcher:
     def _call(self, batch: list[_Ticket]) -> None:
         requests = [r for t in batch for r in t.requests]
         self.calls += 1
-        images = self.inner.generate(requests, batch[0].params, cancel=self.cancel)
+        self._share(batch, requests, self.inner.generate(requests, batch[0].params, cancel=self.cancel))
+
+    @staticmethod
+    def _share(batch: list[_Ticket], requests: list[Any], images: list[Any]) -> None:
+        """Give each ticket its requests' images from one call's results (in request order, `n` each)."""
         per = len(images) // len(requests) if requests else 0
         if per * len(requests) != len(images) or per == 0:
             raise GenerationError(f"the generator returned {len(images)} images for {len(requests)} requests")

@@ -31,7 +31,7 @@ from ideaforge.agent.request import GenerateRequest
 from ideaforge.app.batch.batcher import Batcher, OneAtATime
 from ideaforge.app.serve.config import ServeConfig
 from ideaforge.app.serve.store import JobStore
-from ideaforge.errors import Cancelled, GenerationError, IdeaForgeError
+from ideaforge.errors import Cancelled, IdeaForgeError
 
 MAX_EVENTS = 2000  # per task, kept for late subscribers; older ones are dropped
 PREVIEW_SIDE = 96  # px: previews in the event stream are small JPEGs
@@ -101,13 +101,7 @@ class ServeBatcher(Batcher):
         self.calls += 1
         images = self.inner.generate(requests, batch[0].params, on_step=on_step,
                                      cancel=_AnySet(self.cancel, [h[1] for h in hooks]))
-        per = len(images) // len(requests) if requests else 0
-        if per * len(requests) != len(images) or per == 0:
-            raise GenerationError(f"the generator returned {len(images)} images for {len(requests)} requests")
-        start = 0
-        for t in batch:
-            t.result = images[start:start + per * len(t.requests)]
-            start += per * len(t.requests)
+        self._share(batch, requests, images)
 
 
 class EventLog:
