@@ -35,20 +35,10 @@ def _rss_mib() -> float:
 def _sd15_vae() -> object:
     import torch
     from diffusers import AutoencoderKL
+    from models import SD15_VAE  # bench/models.py: the VAE of its build_sd15_shaped
 
     torch.manual_seed(1)
-    return AutoencoderKL(  # the VAE of bench/models.py's build_sd15_shaped
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        act_fn="silu",
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=512,
-    ).eval()
+    return AutoencoderKL(**SD15_VAE).eval()
 
 
 def run_arm(arm: str, size: int, threads: int) -> dict[str, float | str | int]:

@@ -27,6 +27,21 @@ NAMES = ("tiny-sd", "tiny-clip", "sd15-shaped", "clip-b32-shaped")
 _DONE = ".ideaforge-bench-complete"
 
 
+# The SD 1.5 VAE's shape (83M parameters); bench_vae_tiling.py decodes with the same one.
+SD15_VAE: dict[str, object] = {
+    "in_channels": 3,
+    "out_channels": 3,
+    "down_block_types": ("DownEncoderBlock2D",) * 4,
+    "up_block_types": ("UpDecoderBlock2D",) * 4,
+    "block_out_channels": (128, 256, 512, 512),
+    "layers_per_block": 2,
+    "act_fn": "silu",
+    "latent_channels": 4,
+    "norm_num_groups": 32,
+    "sample_size": 512,
+}
+
+
 def build_sd15_shaped(directory: str | Path) -> Path:
     """Write an SD 1.5-shaped diffusers folder with random weights (see the module docstring)."""
     import torch
@@ -57,18 +72,7 @@ def build_sd15_shaped(directory: str | Path) -> Path:
         attention_head_dim=8,
     )
     torch.manual_seed(1)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        act_fn="silu",
-        latent_channels=4,
-        norm_num_groups=32,
-        sample_size=512,
-    )
+    vae = AutoencoderKL(**SD15_VAE)
     torch.manual_seed(2)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
