@@ -86,8 +86,8 @@ def _chunk(toks: list[Tok]) -> list[Any]:
                     break
                 if t.low in d["_side_words"] and i + 1 < n and toks[i + 1].tag == "NOUN":
                     side.append(t.low)  # "left leg" names a part; "left" is not a property of it
-                elif adjectives and i and toks[i - 1].tag == "ADJ" and t.low in d["_colors"] \
-                        and adjectives[-1].split()[-1] in d["_colors"] and not adverb:
+                elif adjectives and i and toks[i - 1].tag == "ADJ" and t.low in d["_colors"] and not adverb \
+                        and adjectives[-1].split()[-1] in d["_colors"] | d["_colour_shades"]:
                     adjectives[-1] = f"{adjectives[-1]} {t.low}"  # "dark brown", "light green"
                 elif adjectives and i and toks[i - 1].low in ("and", "or", ",") and t.low in d["_colors"] \
                         and adjectives[-1].split()[-1] in d["_colors"]:

@@ -18,6 +18,12 @@ def _article(subject: str) -> str:
     return ("an " if subject[:1].lower() in "aeiou" else "a ") + subject
 
 
+def _the(subject: str) -> str:
+    """'the cat', but 'your left leg' and 'someone' as they are."""
+    first = subject.split()[0].lower() if subject.split() else ""
+    return subject if first in ("your", "my", "our", "someone", "somebody", "everyone", "everybody") else f"the {subject}"
+
+
 def _ing(predicate: str) -> str:
     """'wear' -> 'wearing', 'sits on' -> 'sitting on'; prepositions and participles unchanged."""
     d = _data()
@@ -40,16 +46,16 @@ def question(check: LLMCheck) -> str:
     split = owned(s) if check.kind == "entity" else None
     if split is not None:
         owner, part = split
-        return f"{'Do' if _plural(owner) else 'Does'} the {owner} have {_article(part)}?"
+        return f"{'Do' if _plural(owner) else 'Does'} {_the(owner)} have {_article(part)}?"
     if check.kind == "entity":
         return f"{'Are' if _plural(s) else 'Is'} there {_article(s)}?"
     if check.kind == "attribute":
         if v.split()[0] in _data()["_material_preps"] if v else False:
-            return f"{be} the {s} {v}?"
+            return f"{be} {_the(s)} {v}?"
         word = v.lower()
         verb = " " not in word and word not in _data()["_attr"] and (
             word in _data()["_verbs"] or _forms(word)[0] == frozenset({"VERB"}))
-        return f"{be} the {s} {_ing(v) if verb else v}?"
+        return f"{be} {_the(s)} {_ing(v) if verb else v}?"
     if check.kind == "count":
         n = int(v) if v.isascii() and v.isdigit() and len(v) < 7 else None
         if n is None:
@@ -60,12 +66,12 @@ def question(check: LLMCheck) -> str:
         if o.lower().startswith(f"{possessive(s).lower()} "):
             o = o[len(possessive(s)) + 1:]  # "the girl's hair": the girl has hair
         if v in ("with", "has", "have", "had", "having"):
-            return f"{'Do' if _plural(s) else 'Does'} the {s} have {_article(o)}?"
+            return f"{'Do' if _plural(s) else 'Does'} {_the(s)} have {_article(o)}?"
         if o != (check.object or ""):
-            return f"{be} the {s} {_ing(v)} {_article(o)}?"
-        return f"{be} the {s} {_ing(v)} the {o}?"
+            return f"{be} {_the(s)} {_ing(v)} {_article(o)}?"
+        return f"{be} {_the(s)} {_ing(v)} {_the(o)}?"
     if check.kind == "text":
-        where = "the image" if s.lower() in ("text", "image") else f"the {s}"
+        where = "the image" if s.lower() in ("text", "image") else _the(s)
         return f'Does {where} show the text "{v}"?'
     if check.kind == "absent":
         return f"Is the image free of any {s}?"

@@ -29,6 +29,30 @@ from ideaforge.agent.checklist.words import (
 from ideaforge.agent.models import Check, LLMCheck
 
 
+def _list_goes_on(units: list[Any], k: int) -> bool:
+    """Whether the noun phrase at k, after a comma, is an item of a list that ends with 'and'/'or' ('a hat, a scarf
+    and gloves'). 'A squid devouring a planet, cosmic horror, digital art' is a run of fragments, not of objects."""
+    for u in units[k + 1:]:
+        if isinstance(u, NP) or (isinstance(u, Tok) and u.low == ","):
+            continue
+        return isinstance(u, Tok) and u.low in ("and", "or")
+    return False
+
+
+def _unwrapped(text: str) -> str:
+    """An idea pasted inside quotes ('"A rare set of six ""Merryman"" plates."', a spreadsheet cell) is the idea,
+    not a text to write: the outer quotes become spaces and doubled quotes single ones, keeping every offset."""
+    body = text.strip()
+    if len(body) < 3 or body[0] != '"' or body[-1] != '"':
+        return text
+    inner = body[1:-1]
+    if '"' in inner.replace('""', "") or ('""' not in inner and len(inner.split()) < 6):
+        return text  # '"HELLO"' alone asks for the word HELLO
+    at = text.index('"')
+    end = text.rindex('"')
+    return text[:at] + " " + inner.replace('""', ' "') + " " + text[end + 1:]
+
+
 # -- reading the phrases ---------------------------------------------------------------------------------------------
 @dataclass
 class Analysis:
@@ -42,7 +66,7 @@ class Analysis:
 
 class _Reader:
     def __init__(self, text: str) -> None:
-        self.text = text
+        self.text = _unwrapped(text)
         self.d = _data()
         self.raw: list[tuple[str, str, str | None, str | None]] = []  # kind, subject, value, object
         self.neg = Negation(text)
@@ -233,9 +257,13 @@ class _Reader:
                 after = units[k + 1] if k + 1 < len(units) else None
                 coordinated = isinstance(prev, Tok) and bool(group) and (
                     prev.low in ("and", "or") or (prev.low == "," and objects and not (
-                        isinstance(after, Tok) and after.tag in ("REL", "VERB", "AUX"))))
+                        isinstance(after, Tok) and after.tag in ("REL", "VERB", "AUX")) and _list_goes_on(units, k)))
                 worn = u.head.lower() in d["_clothing"] or lemma(u.head) in d["_body_parts"]
-                if pred == ["with"] and pred_subject and worn and not self._animate(pred_subject[0]):
+                if coordinated and objects and last_pred is not None and self._animate(u) \
+                        and set(last_pred[1].split()) & {"wearing", "wears", "wear", "dressed"}:
+                    coordinated = False  # "a man wearing a jacket and a woman ...": no one wears the woman
+                if pred == ["with"] and pred_subject and worn and not self._animate(pred_subject[0]) \
+                        and not self._part_of(u, pred_subject[0]):  # "a shirt with a black collar": the shirt's
                     # "a girl on a bench with red hair": hair and clothes go to the nearest person or animal
                     wearer = next((np for np in reversed(self.history) if self._animate(np) and not np.negated
                                    and owned(np.subject) is None), None)
@@ -246,15 +274,20 @@ class _Reader:
                         pred = []  # "sit on the floor with legs forward": not the floor's legs
                 owner_pred = pred if pred and pred_subject else (last_pred[1].split() if coordinated and objects and last_pred else [])
                 owners = pred_subject if pred else (last_pred[0] if last_pred else [])
-                if owner_pred and (owner_pred[-1] in _HAVE or (owner_pred == ["in"] and worn)) and len(owners) == 1 \
-                        and owners[0] is not None \
+                # "topped with cheese", "covered with snow": what is on a thing, not a part it has
+                bare = owner_pred[-1:] != ["with"] or len(owner_pred) == 1 or owner_pred[-2] not in d["_covering_verbs"]
+                if owner_pred and bare and (owner_pred[-1] in _HAVE or (owner_pred == ["in"] and worn)) and len(owners) == 1 \
+                        and owners[0] is not None and not self._animate(u) \
                         and (owner_pred[-1] not in ("with", "in") or ((u.adjectives or worn) and owners[0] is subject)
+                             or (worn and self._animate(owners[0]))
                              or (owner_pred[-1] == "with" and self._part_of(u, owners[0]))) \
                         and owners[0].head.lower() not in d["_time_words"] | d["_skip_entities"] \
                         and not u.owner and owned(u.subject) is None and u.head.lower() not in d["_skip_entities"]:
                     u.words = [possessive(owners[0].subject), *u.words]  # "a girl with rainbow hair": the girl's hair
                     u.owned = True
-                elif not u.owner and owned(u.subject) is None and own.startswith("the "):
+                elif not u.owner and owned(u.subject) is None and (own.startswith("the ") or (
+                        isinstance(prev, Tok) and prev.low == "," and not coordinated
+                        and not own.startswith(("a ", "an ", "some ")))):  # "a tower ..., windows, ramparts"
                     whole = self._bridge(u)
                     if whole is not None:
                         u.words = [possessive(whole.subject), *u.words]  # "a motorcycle ... the seats": its seats
@@ -430,8 +463,9 @@ class _Reader:
                 self.add("attribute", s.subject, f"{predicate} {obj.subject}")
                 continue
             if s.head.lower() in d["_skip_entities"] or obj.head.lower() in d["_skip_entities"]:
-                if obj.head.lower() in d["_skip_entities"] and predicate in d["_spatial"] and s.head.lower() not in d["_skip_entities"]:
-                    self.add("attribute", s.subject, f"{predicate} the {obj.subject}")  # "in the center"
+                if obj.head.lower() in d["_skip_entities"] and s.head.lower() not in d["_skip_entities"] and (
+                        predicate in d["_spatial"] or predicate.split()[-1] in d["_prepositions_set"]):
+                    self.add("attribute", s.subject, f"{predicate} the {obj.subject}")  # "in the center", "tilted to the side"
                 continue
             self.add("relation", s.subject, predicate, obj.subject)
 

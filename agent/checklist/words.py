@@ -32,9 +32,9 @@ def _data() -> dict[str, Any]:
             "particles", "colors", "materials", "sizes", "shapes", "textures", "not_attributes", "side_words",
             "verbs", "noun_ing", "ing_adjectives", "text_cues", "text_subjects", "frame_words", "skip_entities",
             "quantity_nouns", "container_nouns", "person_words", "plural_only", "mass_nouns", "body_parts", "clothing", "frame_of", "place_words", "time_words",
-            "look_nouns", "origins"]
+            "look_nouns", "origins", "covering_verbs", "colour_shades"]
     for name in sets:
-        d["_" + name] = set(d[name])
+        d["_" + name] = set(d[name]["words"] if isinstance(d[name], dict) else d[name])
     d["_attr"] = d["_colors"] | d["_materials"] | d["_sizes"] | d["_shapes"] | d["_textures"] | d["_origins"]
     d["_spatial"] = set(d["spatial_prepositions"])
     d["_prepositions_set"] = {p for p in d["prepositions"] if " " not in p}
@@ -332,8 +332,15 @@ def _tag(toks: list[Tok]) -> None:
             t.tag = "VERB" if before.tag == "VERB" and "VERB" in tags else ("ADJ" if "ADJ" in tags else "VERB")
             continue
         if (w.endswith(("ed", "en")) or w in d["_verbs"]) and "VERB" in tags and "NOUN" not in tags:
-            if prev is not None and prev.tag in ("DET", "ADJ", "POSS", "NUM") and nxt is not None and not nxt.tag:
-                t.tag = "ADJ"  # "a crowded beach"
+            lead = i - 1
+            while lead >= 0 and toks[lead].tag == "ADV":
+                lead -= 1  # "highly detailed art", "a professionally designed logo"
+            ahead = lead >= 0 and toks[lead]
+            if prev is not None and nxt is not None and not nxt.tag and (prev.tag in ("DET", "ADJ", "POSS", "NUM") or (
+                    (prev.low in ("with", "of") or (prev.tag == "ADV" and (not ahead or ahead.tag in (
+                        "DET", "ADJ", "POSS", "NUM", "PUNCT") or ahead.low in ("with", "of"))))
+                    and "NOUN" in _forms(nxt.low)[0] and not _verbish(nxt.low))):
+                t.tag = "ADJ"  # "a crowded beach", "with aged bones"
             else:
                 t.tag = "VERB"
             continue
