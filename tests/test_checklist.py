@@ -349,3 +349,70 @@ def test_a_negation_after_a_list_is_said_of_the_picture_not_the_last_noun() -> N
     a = analyze("a red circle, two blue squares and a purple circle, no stars")
     assert a.positive == "a red circle, two blue squares and a purple circle"  # not "a starless purple circle"
     assert analyze("a house with no windows").positive == "a windowless house"
+
+
+def _triples(idea: str) -> list[tuple[str, str, str | None, str | None]]:
+    return [(c.kind, c.subject, c.value, c.object) for c in analyze(idea).checks]
+
+
+def test_an_idea_pasted_inside_quotes_is_read_as_the_idea() -> None:
+    got = _triples('"A rare set of six English blue and white ""Merryman"" plates, probably London, 1752."')
+    assert ("count", "plates", "6", None) in got
+    assert ("text", "set of plates", "Merryman", None) in got  # the doubled quotes are the idea's own quote
+    assert [t for t in got if t[0] == "text"] == [("text", "set of plates", "Merryman", None)]
+    assert ("attribute", "set of plates", "blue and white", None) in got
+    assert _triples('"HELLO"') == [("text", "text", "HELLO", None)]  # a word alone in quotes is still the text
+
+
+def test_possession_goes_to_the_person_who_has_it_and_no_one_wears_a_person() -> None:
+    got = _triples("A man is wearing a light green jacket and a woman with blond hair is wearing a jean jacket.")
+    assert ("attribute", "woman's hair", "blond", None) in got
+    assert ("relation", "woman", "wearing", "woman's jean jacket") in got
+    assert not [t for t in got if t[3] and "woman" in t[3] and t[1] == "man"]  # not "the man wearing the woman"
+    shirt = _triples("william shatner wearing a gold shirt with black collar")
+    assert ("attribute", "william shatner's shirt's collar", "black", None) in shirt  # a part of the shirt
+    cake = _triples("a cake topped with whole bulbs of garlic")
+    assert ("relation", "cake", "topped with", "bulbs") in cake  # what is on the cake is not a part of it
+    assert not [t for t in cake if "cake's" in t[1] or "cake's" in (t[3] or "")]
+
+
+def test_adjectives_that_look_like_verbs_and_unknown_words() -> None:
+    got = _triples("a human skeleton with aged bones, highly detailed fantasy digital art")
+    assert ("attribute", "human skeleton's bones", "aged", None) in got and ("entity", "human skeleton", None, None) in got
+    assert ("style", "human skeleton", "highly detailed fantasy digital art", None) in got  # no "fantasy" thing
+    assert not [t for t in got if t[0] == "relation" and t[2] in ("aged", "detailed")]
+    assert ("attribute", "logo", "professionally designed", None) in _triples("a professionally designed logo")
+    cat = _triples("really floofy fluffy cat")
+    assert ("entity", "cat", None, None) in cat and ("attribute", "cat", "really floofy", None) in cat
+    assert ("count", "ace cards", "4", None) in _triples("four ace cards standing in formation")
+    doilies = _triples("Vintage Crocheted Doilies Pot Holders set of three")
+    assert ("count", "doilies pot holders", "3", None) in doilies
+    assert ("attribute", "doilies pot holders", "crocheted", None) in doilies
+
+
+def test_colour_shades_years_and_weather_with_a_look() -> None:
+    assert ("attribute", "dress", "baby blue", None) in _triples("a baby blue dress")  # no baby owns the dress
+    assert ("attribute", "field", "lush green", None) in _triples("a sign on a lush green field")
+    assert ("attribute", "album cover", "made in 1985", None) in _triples("an album cover, made in 1985, synthwave")
+    assert ("attribute", "snow", "loose", None) in _triples("There is loose snow all around them.")
+    arms = analyze("Your arms are spread behind the back, pointing down").checks
+    assert "Are your arms pointing down?" in [c.question for c in arms]  # not "the your arms"
+
+
+def test_a_run_of_comma_fragments_is_not_a_list_of_objects() -> None:
+    got = _triples("giant space squid devouring a planet, cosmic horror, outer space, digital art")
+    assert ("relation", "space squid", "devouring", "planet") in got
+    assert not [t for t in got if t[2] == "devouring" and t[3] != "planet"]
+    hats = _triples("a man wearing a hat, a scarf and gloves")
+    assert {t[3] for t in hats if t[2] == "wearing"} == {"man's hat", "man's scarf", "man's gloves"}
+    house = _triples("white futuristic house covered in plants, hanging vines, floating on a cloud")
+    assert ("relation", "house", "floating on", "cloud") in house
+
+
+def test_a_thing_named_again_is_the_same_thing() -> None:
+    got = _triples("dark demonic entity with infinite wispy wings, glowing wings that are a portal to a evil world")
+    assert ("attribute", "entity's wings", "glowing", None) in got  # the entity's wings, not new wings
+    assert ("entity", "wings", None, None) not in got
+    two = _triples("a girl with red hair and a boy with black hair")
+    assert ("relation", "boy", "with", "boy's black hair") in two  # two heads of hair, told apart by colour
+    assert not [t for t in two if t[0] == "relation" and {t[1], t[3]} == {"girl", "boy"}]  # the boy is not hers

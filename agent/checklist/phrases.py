@@ -144,7 +144,10 @@ def _chunk(toks: list[Tok]) -> list[Any]:
                 adjectives.append(nt.low)
             else:
                 words.append(nt.text if nt.text.isupper() or _proper(nt) else nt.low)
-        if words[-1].lower() in ("color", "colour", "colors", "colours") and adjectives and len(words) == 1:
+        if words[-1].lower() in ("color", "colour", "colors", "colours", "tones", "hues", "shades") and adjectives \
+                and len(words) == 1:
+            if words[-1].lower() not in ("color", "colour"):
+                adjectives = [f"{' '.join(adjectives)} {words[-1].lower()}"]  # "muted pastel colors": said as a whole
             out.append(AP(adjectives, span[0].start, span[-1].end))  # "in yellow and green color"
             continue
         if other:
@@ -239,6 +242,13 @@ def of_phrases(text: str, units: list[Any], add: Callable[..., None]) -> list[An
         if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
                 and isinstance(units[i + 2], Tok) and units[i + 2].tag == "NUM" and u.head.lower() in d["_quantity_nouns"]
                 and isinstance(units[i + 2].value, int)):
+            if len(u.words) > 1:  # "Crocheted Pot Holders set of three": three pot holders
+                u.words = u.words[:-1]
+                u.head = u.words[-1]
+                u.count = units[i + 2].value
+                out.append(u)
+                i += 3
+                continue
             before = next((x for x in reversed(out) if isinstance(x, NP)), None)
             if before is not None and before.count is None:
                 before.count = units[i + 2].value  # "cocktail napkins, set of four"

@@ -96,11 +96,21 @@ class _Reader:
         fits = {lemma(np.head): np for np in seen if self._part_of(part, np)}
         return next(iter(fits.values())) if len(fits) == 1 else None
 
+    def _again(self, np: NP) -> NP | None:
+        """The one earlier thing of this name that has an owner: 'an entity with wispy wings, glowing wings'."""
+        same = [h for h in self.history if not h.negated and lemma(h.head) == lemma(np.head) and h is not np]
+        owners = {h.subject for h in same if owned(h.subject) is not None}
+        if len(owners) != 1 or any(owned(h.subject) is None for h in same):
+            return None
+        return next(h for h in same if owned(h.subject) is not None)
+
     def _thing(self, np: NP) -> bool:
         """A thing to look for in the picture: not a word about the picture, a time or a place in it."""
         d = self.d
         if owned(np.subject) is not None and np.head.lower() in d["_owners_of"]:
             return True  # "the helicopter's side": a part of a thing is a thing
+        if np.subject.lower() in d["_time_words"] and np.head.lower() in d["_mass_nouns"] and np.adjectives:
+            return True  # "loose snow", "thick fog": weather with a look of its own is something to see
         return not (np.head.lower() in d["_skip_entities"] or np.subject.lower() in d["_skip_entities"]
                     or np.subject.lower() in d["_time_words"]
                     or (np.head.lower() in d["_place_words"] and len(np.words) == 1))
@@ -144,6 +154,9 @@ class _Reader:
             main = next((np.subject for np in self.history if not np.negated and self._thing(np)), "image")
             for kind, value in fragments:
                 self.add(kind, main, value)  # what the whole picture, its main subject, looks like
+                if kind == "style":  # "fantasy digital art" says all that "digital art" said
+                    self.raw = [r for r in self.raw if not (r[:2] == ("style", "image") and r[2] != value
+                                                            and r[2] and value.lower().endswith(" " + r[2]))]
 
     def _tell_apart(self, nps: list[NP]) -> None:
         """'a red square, a blue square and three purple squares': three different squares (DSG's square_1,
@@ -205,6 +218,7 @@ class _Reader:
         neg: Tok | None = None
         neg_start: int | None = None
         after_aux = False
+        fragment = False  # the group is a comma fragment after the clause's subject ("…, hanging vines")
         prev: Any = None
 
         def flush() -> None:
@@ -259,9 +273,11 @@ class _Reader:
                     prev.low in ("and", "or") or (prev.low == "," and objects and not (
                         isinstance(after, Tok) and after.tag in ("REL", "VERB", "AUX")) and _list_goes_on(units, k)))
                 worn = u.head.lower() in d["_clothing"] or lemma(u.head) in d["_body_parts"]
-                if coordinated and objects and last_pred is not None and self._animate(u) \
-                        and set(last_pred[1].split()) & {"wearing", "wears", "wear", "dressed"}:
+                if coordinated and objects and last_pred is not None and self._animate(u) and (
+                        set(last_pred[1].split()) & {"wearing", "wears", "wear", "dressed"}
+                        or (last_pred[1] == "with" and last is not None and owned(last.subject) is not None)):
                     coordinated = False  # "a man wearing a jacket and a woman ...": no one wears the woman
+                    # (nor has her as "a girl with red hair and a boy" has the hair)
                 if pred == ["with"] and pred_subject and worn and not self._animate(pred_subject[0]) \
                         and not self._part_of(u, pred_subject[0]):  # "a shirt with a black collar": the shirt's
                     # "a girl on a bench with red hair": hair and clothes go to the nearest person or animal
@@ -288,8 +304,11 @@ class _Reader:
                 elif not u.owner and owned(u.subject) is None and (own.startswith("the ") or (
                         isinstance(prev, Tok) and prev.low == "," and not coordinated
                         and not own.startswith(("a ", "an ", "some ")))):  # "a tower ..., windows, ramparts"
-                    whole = self._bridge(u)
-                    if whole is not None:
+                    again = self._again(u)
+                    whole = self._bridge(u) if again is None else None
+                    if again is not None:
+                        u.words, u.owned = list(again.words), again.owned  # "wispy wings, glowing wings": the same
+                    elif whole is not None:
                         u.words = [possessive(whole.subject), *u.words]  # "a motorcycle ... the seats": its seats
                 if isinstance(prev, Tok) and prev.tag == "PREP":
                     self.pp_objects.add(id(u))
@@ -323,6 +342,7 @@ class _Reader:
                     if front_place is not None and front_prep is not None and subject is None:
                         self._relate([u], front_prep, front_place)
                     group, objects = [u], False
+                    fragment = subject is not None and isinstance(prev, Tok) and prev.low == "," and not pred
                 if subject is None:
                     subject = u
                 last = u
@@ -350,6 +370,12 @@ class _Reader:
                 else:
                     owner = last
                 self.add("text", owner.subject if owner is not None else "text", u.value)
+                pred = []
+            elif u.tag == "NUM" and pred and pred_subject and pred[-1] in d["_prepositions_set"] and not (
+                    k + 1 < len(units) and isinstance(units[k + 1], NP)):
+                for np in pred_subject:  # "made in 1985", "born in 1920": a year or a number is no thing
+                    if np is not None and not np.negated:
+                        self.add("attribute", np.subject, f"{' '.join(pred)} {u.text}")
                 pred = []
             elif u.tag == "NEG":
                 neg = u
@@ -387,6 +413,8 @@ class _Reader:
                             who = group if prev in group else [prev]
                     elif after_aux and pred_subject:
                         who = pred_subject
+                    elif fragment and isinstance(prev, Tok) and prev.low == "," and u.low.endswith("ing"):
+                        who = [subject]  # "a house covered in plants, hanging vines, floating on a cloud": the house
                     else:
                         who = group if (group and not objects) else ([subject] if subject else [])
                     pred_subject = [w for w in who if w is not None]
@@ -459,8 +487,8 @@ class _Reader:
             if head in d["_place_words"] and len(obj.words) == 1:
                 self.add("attribute", s.subject, f"{predicate} the {obj.subject}")  # "in the center"
                 continue
-            if predicate in d["_material_preps"]:
-                self.add("attribute", s.subject, f"{predicate} {obj.subject}")
+            if predicate in d["_material_preps"]:  # "made from shattered black glass": the material as said
+                self.add("attribute", s.subject, " ".join([predicate, *obj.adjectives, obj.subject]))
                 continue
             if s.head.lower() in d["_skip_entities"] or obj.head.lower() in d["_skip_entities"]:
                 if obj.head.lower() in d["_skip_entities"] and s.head.lower() not in d["_skip_entities"] and (

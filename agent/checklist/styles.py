@@ -141,5 +141,14 @@ def _modifier(words: list[Tok]) -> bool:
             continue
         if t.tag == "NOUN" and k + 1 < len(words) and words[-1].low in d["_look_nouns"]:
             continue  # "zenith view", "pincushion lens effect": a kind of view, of effect
+        if t.tag == "NOUN" and k < _style_tail(words):
+            continue  # "fantasy digital art", "portrait photography": a kind of the medium
         return False
     return True
+
+
+def _style_tail(words: list[Tok]) -> int:
+    """Where a medium word that ends the fragment starts ("… digital art" -> its index), or 0 if none does."""
+    lows = tuple(t.low for t in words)
+    starts = [len(lows) - len(ws) for ws in _data()["_style_words"] if len(ws) < len(lows) and lows[-len(ws):] == ws]
+    return min(starts, default=0)

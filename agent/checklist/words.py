@@ -32,7 +32,7 @@ def _data() -> dict[str, Any]:
             "particles", "colors", "materials", "sizes", "shapes", "textures", "not_attributes", "side_words",
             "verbs", "noun_ing", "ing_adjectives", "text_cues", "text_subjects", "frame_words", "skip_entities",
             "quantity_nouns", "container_nouns", "person_words", "plural_only", "mass_nouns", "body_parts", "clothing", "frame_of", "place_words", "time_words",
-            "look_nouns", "origins", "covering_verbs", "colour_shades"]
+            "look_nouns", "origins", "covering_verbs", "colour_shades", "classifiers"]
     for name in sets:
         d["_" + name] = set(d[name]["words"] if isinstance(d[name], dict) else d[name])
     d["_attr"] = d["_colors"] | d["_materials"] | d["_sizes"] | d["_shapes"] | d["_textures"] | d["_origins"]
@@ -293,6 +293,14 @@ def _tag(toks: list[Tok]) -> None:
         if w in ("has", "have", "had", "looks", "look"):
             t.tag = "VERB"
             continue
+        if w in d["_colour_shades"] and nxt is not None and nxt.low in d["_colors"]:
+            t.tag = "ADJ"  # "baby blue", "deep red": a shade of the colour
+            continue
+        if w in d["_classifiers"] and nxt is not None and not nxt.tag and "NOUN" in _forms(nxt.low)[0] \
+                and nxt.low not in d["_colors"] \
+                and not _verbish(nxt.low) and (prev is None or prev.tag != "AUX"):
+            t.tag = "NOUN"  # "a human skeleton": a kind of skeleton, named so
+            continue
         if (w in d["_attr"] and w not in ("light", "dark")) or w in d["_not_attributes"]:
             t.tag = "ADJ"
             continue
@@ -306,7 +314,8 @@ def _tag(toks: list[Tok]) -> None:
             t.tag = "VERB"
             continue
         if w.endswith("ing") and w not in d["_noun_ing"] and "VERB" in tags:
-            before_noun = nxt is not None and (not nxt.tag or nxt.tag in ("NOUN", "ADJ")) and not _verbish(nxt.low)
+            before_noun = nxt is not None and (not nxt.tag or nxt.tag in ("NOUN", "ADJ")) and not _verbish(nxt.low) \
+                and nxt.low not in d["_prepositions_set"] and nxt.low not in _ENDS  # not "pointing down"
             if (prev is None or prev.tag in ("DET", "ADJ", "NUM", "POSS", "PUNCT")) and before_noun:
                 # "a flying car" (a participle) but "a dining table" (a compound noun)
                 t.tag = "ADJ" if w in d["_ing_adjectives"] else "NOUN"
@@ -336,7 +345,9 @@ def _tag(toks: list[Tok]) -> None:
             while lead >= 0 and toks[lead].tag == "ADV":
                 lead -= 1  # "highly detailed art", "a professionally designed logo"
             ahead = lead >= 0 and toks[lead]
+            title = t.text[:1].isupper() and prev is not None and prev.text[:1].isupper() and (i == 1 or toks[i - 2].tag == "PUNCT")
             if prev is not None and nxt is not None and not nxt.tag and (prev.tag in ("DET", "ADJ", "POSS", "NUM") or (
+                    title and "NOUN" in _forms(nxt.low)[0]) or (
                     (prev.low in ("with", "of") or (prev.tag == "ADV" and (not ahead or ahead.tag in (
                         "DET", "ADJ", "POSS", "NUM", "PUNCT") or ahead.low in ("with", "of"))))
                     and "NOUN" in _forms(nxt.low)[0] and not _verbish(nxt.low))):
@@ -352,14 +363,24 @@ def _tag(toks: list[Tok]) -> None:
             t.tag = "VERB"  # "person wear hat", "skis in box. basket has skis"
             continue
         if "ADJ" in tags and nxt is not None and nxt.tag in ("", "ADJ") and _open_class(nxt.low) and (
-                {"NOUN", "ADJ"} & _forms(nxt.low)[0]) and not _verbish(nxt.low):
+                ({"NOUN", "ADJ"} & _forms(nxt.low)[0]) or (nxt.low.endswith("ed") and i + 2 < n and not toks[i + 2].tag
+                                                            and "NOUN" in _forms(toks[i + 2].low)[0])) \
+                and not _verbish(nxt.low):
             t.tag = "ADJ"  # "two partial faces"
+            continue
+        if not tags and w.isalpha() and w.endswith("y") and nxt is not None and nxt.tag in ("", "ADJ") \
+                and ({"NOUN", "ADJ"} & _forms(nxt.low)[0]):
+            t.tag = "ADJ"  # "a floofy fluffy cat": a word no dictionary has, in an adjective's place
             continue
         if "NOUN" in tags or "PROPN" in tags or not tags:
             t.tag = "NOUN"
             continue
         if "ADJ" in tags:
             t.tag = "ADJ"
+            continue
+        if "VERB" in tags and prev is not None and prev.tag in ("NUM", "DET") and not w.endswith(("ing", "ed")) \
+                and nxt is not None and not nxt.tag and "NOUN" in _forms(nxt.low)[0] and not _verbish(nxt.low):
+            t.tag = "NOUN"  # "four ace cards", "a walk sign": a noun naming the kind
             continue
         if "VERB" in tags:
             t.tag = "VERB"
