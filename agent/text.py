@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from ideaforge.errors import InputError
 
@@ -91,6 +92,7 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A deliberately small stemmer: enough to see that 'blurry'/'blur' or 'cats'/'cat' are one word."""
     w = word.lower().strip("'")

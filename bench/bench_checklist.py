@@ -24,6 +24,7 @@ idea keeps), and milliseconds per idea for `rules_spec` (the whole rules engine,
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import json
 import re
@@ -197,6 +198,8 @@ def negation(ideas: list[str], tok: Any) -> dict[str, Any]:
 
 
 def budget_and_speed(ideas: list[str], tok: Any) -> dict[str, Any]:
+    """Each idea assembled once; a copy of the tokenizer, so no token count made while scoring is reused."""
+    tok = copy.deepcopy(tok)
     stop = _vocab()["_stopwords"]
     within = contradictions = 0
     times = []

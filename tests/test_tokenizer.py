@@ -22,3 +22,15 @@ def test_written_folder_loads_back(tmp_path) -> None:
     folder = write_clip_tokenizer(tmp_path / "tok")
     tok = CLIPTokenizer.from_pretrained(str(folder), model_max_length=77)
     assert tok("a red kitten")["input_ids"] == load_clip_tokenizer()("a red kitten")["input_ids"]
+
+
+def test_counts_are_remembered_per_tokenizer_never_across(clip_tokenizer) -> None:
+    from tests.tiny_models import _t5_tokenizer
+
+    t5 = _t5_tokenizer()
+    text = "a red kitten sitting in a wicker basket"
+    clip_n = count_tokens(text, clip_tokenizer)
+    t5_n = count_tokens(text, t5)
+    assert clip_n == len(clip_tokenizer(text)["input_ids"]) and t5_n == len(t5(text)["input_ids"])
+    assert clip_n != t5_n  # two vocabularies: a count made with one is never answered for the other
+    assert count_tokens(text, clip_tokenizer) == clip_n and count_tokens(text, t5) == t5_n

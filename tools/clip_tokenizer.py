@@ -22,6 +22,8 @@ import json
 import os
 import tempfile
 import threading
+import weakref
+from collections import OrderedDict
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -116,11 +118,32 @@ def _load_tokenizer(directory: str | None) -> Any:
 _COUNT_LOCK = threading.Lock()
 
 
+# Counts already made, per tokenizer: prompt assembly counts the same texts again and again (fitting terms into
+# the budget, then checking the fit), and a pipeline call counts the prompt its spec already counted.
+_COUNTS: dict[int, tuple[weakref.ref[Any], OrderedDict[str, int]]] = {}
+_COUNTS_PER_TOKENIZER = 4096
+
+
 def count_tokens(text: str, tokenizer: Any | None = None) -> int:
     """Number of CLIP tokens in `text`, BOS and EOS included, without truncation."""
     tok = tokenizer if tokenizer is not None else load_clip_tokenizer()
     with _COUNT_LOCK:
-        return len(tok(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"])
+        entry = _COUNTS.get(id(tok))
+        if entry is None or entry[0]() is not tok:  # a new tokenizer (or a new one where a freed one lived)
+            entry = (weakref.ref(tok), OrderedDict())
+            _COUNTS[id(tok)] = entry
+            for key in [k for k, (ref, _) in _COUNTS.items() if ref() is None]:
+                del _COUNTS[key]
+        counts = entry[1]
+        n = counts.get(text)
+        if n is None:
+            n = len(tok(text, truncation=False, add_special_tokens=True, verbose=False)["input_ids"])
+            counts[text] = n
+            if len(counts) > _COUNTS_PER_TOKENIZER:
+                counts.popitem(last=False)
+        else:
+            counts.move_to_end(text)
+        return n
 
 
 _COPIES: dict[int, tuple[Any, Any]] = {}

@@ -38,7 +38,7 @@ def read_styles(toks: list[Tok], add: Callable[..., None]) -> None:
                 x.tag = "STYLE"
             i = j
             continue
-        for ws in d["_style_words"]:
+        for ws in d["_style_starts"].get(t.low, ()):
             if tuple(lows[i:i + len(ws)]) == ws:
                 add("style", "image", " ".join(ws))
                 i += len(ws) - 1

@@ -75,6 +75,9 @@ def _data() -> dict[str, Any]:
         phrases[first].sort(key=lambda p: -len(p[0]))
     d["_phrases"] = phrases
     d["_style_words"] = sorted((tuple(s.split()) for s in d["style_words"]), key=len, reverse=True)
+    d["_style_starts"] = {}
+    for ws in d["_style_words"]:  # longest first under each first word
+        d["_style_starts"].setdefault(ws[0], []).append(ws)
     d["_lead_in"] = sorted((tuple(s.split()) for s in neg["lead_in"]), key=len, reverse=True)
     d["_numbers_back"] = {v: k for k, v in d["number_words"].items() if " " not in k and v <= 20 and k not in
                           ("both", "single", "lone", "twin", "twins", "dozen")}
@@ -97,6 +100,7 @@ def _forms(word: str) -> tuple[frozenset[str], str]:
     return tags, word
 
 
+@lru_cache(maxsize=65536)
 def lemma(word: str) -> str:
     """The dictionary form of an English word ('cats' -> 'cat', 'running' -> 'run'), lower case."""
     w = word.lower().strip("'’")
