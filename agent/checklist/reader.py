@@ -413,7 +413,7 @@ class _Reader:
                             who = group if prev in group else [prev]
                     elif after_aux and pred_subject:
                         who = pred_subject
-                    elif fragment and isinstance(prev, Tok) and prev.low == "," and u.low.endswith("ing"):
+                    elif fragment and subject and isinstance(prev, Tok) and prev.low == "," and u.low.endswith("ing"):
                         who = [subject]  # "a house covered in plants, hanging vines, floating on a cloud": the house
                     else:
                         who = group if (group and not objects) else ([subject] if subject else [])
