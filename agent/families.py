@@ -31,6 +31,7 @@ from typing import Any
 from ideaforge import prompts
 from ideaforge.agent.budget import count
 from ideaforge.agent.checklist import lemma
+from ideaforge.agent.checklist.words import QUOTED
 from ideaforge.agent.models import LLMCheck
 from ideaforge.agent.text import stem, words
 
@@ -277,6 +278,21 @@ def covered(text: str, checks: Sequence[LLMCheck]) -> bool:
     return not missing(text, checks)
 
 
+_QUOTED = re.compile(QUOTED)
+
+
+def compact_words(text: str, stopwords: set[str] | frozenset[str]) -> str:
+    """The text without articles and prepositions, quoted text kept exactly as written."""
+    out: list[str] = []
+    pos = 0
+    for m in _QUOTED.finditer(text):
+        out.extend(w for w in text[pos:m.start()].split() if w.lower().strip(",.;:") not in stopwords)
+        out.append(m.group(0))
+        pos = m.end()
+    out.extend(w for w in text[pos:].split() if w.lower().strip(",.;:") not in stopwords)
+    return " ".join(out)
+
+
 def first_tokens(text: str, tokenizer: Any, n: int = CLIP_TOKENS) -> str:
     """What a CLIP encoder reads of `text`: its first `n` tokens (BOS and EOS included), decoded."""
     ids = tokenizer(text, truncation=False, add_special_tokens=False, verbose=False)["input_ids"]
@@ -433,9 +449,19 @@ def _names_word(text: str, word: str) -> bool:
     return bool(_forms(word.lower()) & {f for w in words(text) for f in _forms(w)})
 
 
+def _phrases_for(lost: Sequence[str], checks: Sequence[LLMCheck]) -> list[str]:
+    """The checks' phrases that name a word of `lost`, without one whose words another chosen phrase says."""
+    phrases = [p for p in check_phrases(checks) if any(_names_word(p, w) for w in lost)]
+    sets = [set(words(p)) for p in phrases]
+    return [p for i, p in enumerate(phrases) if not any(i != j and sets[i] <= sets[j] and
+                                                        (sets[i] != sets[j] or j < i) for j in range(len(sets)))]
+
+
 def _with_checks(lead: list[str], checks: Sequence[LLMCheck], budget: int, clip_count: Any) -> tuple[list[str], list[str]]:
-    """The leading sentences that carry the checks' words within `budget`: reordered, completed by a sentence of the
-    checks, or built from the checks alone. Returns the sentences and the words still missing."""
+    """The leading sentences that carry the checks' words within `budget`: as written; reordered; the first ones
+    completed by a sentence of the checks ('It shows ...'); the later ones condensed (articles and prepositions
+    dropped); or built from the checks alone. The first of these that carries every word, else the one that misses
+    fewest. Returns the sentences and the words still missing."""
     fitted, _ = fit_sentences(lead, budget, clip_count)
     if covered(fitted, checks):
         return sentences(fitted) if len(lead) > 1 else [fitted], []
@@ -444,16 +470,30 @@ def _with_checks(lead: list[str], checks: Sequence[LLMCheck], budget: int, clip_
     fitted, _ = fit_sentences(ranked, budget, clip_count)
     if covered(fitted, checks):
         return sentences(fitted), []
-    lost = missing(fitted, checks)
-    phrases = [p for p in check_phrases(checks) if any(_names_word(p, w) for w in lost)]
-    said = sentence(_data()["sentences"]["checks"].replace("{list}", listing(phrases))) if phrases else ""
+    tries: list[list[str]] = []
     kept = sentences(fitted)
-    while kept:
-        trial = " ".join([*kept, said])
-        if clip_count(trial) <= budget:
-            return [*kept, said], missing(trial, checks)
-        kept.pop()
-    alone, _ = fit_sentences([sentence(listing(check_phrases(checks)))], budget, clip_count)
+    for n in range(len(kept), 0, -1):
+        phrases = _phrases_for(missing(" ".join(kept[:n]), checks), checks)
+        tries.append([*kept[:n], sentence(_data()["sentences"]["checks"].replace("{list}", listing(phrases)))])
+    # The idea's own sentences, the later ones without their articles and prepositions (CLIP reads words, not
+    # grammar), as many left whole as fit.
+    whole = [s for p in lead for s in sentences(p)]
+    for n in range(len(whole) - 1, -1, -1):
+        tries.append([*whole[:n], *(sentence(compact_words(s, _stopwords())) for s in whole[n:])])
+    tries.append([sentence(listing(check_phrases(checks)))])
+    best: tuple[list[str], list[str]] | None = None
+    for trial in tries:
+        text = " ".join(t for t in trial if t)
+        if clip_count(text) > budget:
+            continue
+        lost = missing(text, checks)
+        if not lost:
+            return [t for t in trial if t], []
+        if best is None or len(lost) < len(best[1]):
+            best = [t for t in trial if t], lost
+    if best is not None:
+        return best
+    alone, _ = fit_sentences(tries[-1], budget, clip_count)
     return [alone], missing(alone, checks)
 
 

@@ -13,10 +13,10 @@ from typing import Any
 from ideaforge import prompts
 from ideaforge.agent.budget import count, fit_terms, remove_contradictions
 from ideaforge.agent.checklist import analyze, elements, link
-from ideaforge.agent.checklist.words import QUOTED
 from ideaforge.agent.families import (
     PromptFamily,
     Written,
+    compact_words,
     details_sentence,
     missing,
     prompt_family,
@@ -201,6 +201,8 @@ def rules_spec(
     # keyboard": the keyboard stays) goes back in as a tag of its own.
     kept = [c.subject.split("'s ")[-1].split("' ")[-1] for c in checks if c.kind == "entity" and missing(shown, [c])]
     subject = subject + list(dict.fromkeys(kept))
+    if fam.form != "prose":  # a paragraph's last full stop does not end a tag ("... square., masterpiece")
+        subject = [t.rstrip(" .;") or t for t in subject]
     positive_terms = subject + extra_style + _enhancements(shown, cats, preset)
     positive, fit_warnings = fit_terms(positive_terms, tok, protected=len(subject))
     if fit_warnings:
@@ -267,6 +269,8 @@ def _tags_and_phrases(fam: PromptFamily, subject: list[str], terms: list[str], s
         terms = [t for t in terms if t not in (light, medium)]
         terms.insert(min(at, len(terms)), f"{medium} with {light}")
     positive, fit_warnings = fit_terms(subject + terms, tok, protected=len(subject))
+    if fit_warnings:  # the idea alone is over CLIP-L's 77 tokens: its content words, as for `sd`
+        positive, fit_warnings = fit_terms([compact_words(shown, _vocab()["_stopwords"]), *terms], tok, protected=1)
     kept = set(split_terms(positive))
     left = [t for t in terms if t not in kept]
     written = Written(positive=positive, negative=negative, warnings=fit_warnings)
@@ -280,21 +284,6 @@ TEXT_WARNING = (
     "the idea asks for written text: Stable Diffusion 1.x/2.x and SDXL render text poorly (expect misspellings); "
     "FLUX and SD 3.5 do better"
 )
-_QUOTED = re.compile(QUOTED)
-
-
-def compact_words(text: str, stopwords: set[str]) -> str:
-    """The text without articles and prepositions, quoted text kept exactly as written."""
-    out: list[str] = []
-    pos = 0
-    for m in _QUOTED.finditer(text):
-        out.extend(w for w in text[pos:m.start()].split() if w.lower().strip(",.;:") not in stopwords)
-        out.append(m.group(0))
-        pos = m.end()
-    out.extend(w for w in text[pos:].split() if w.lower().strip(",.;:") not in stopwords)
-    return " ".join(out)
-
-
 __all__ = ["rules_spec", "revise_rules", "get_style", "categories", "extract_elements"]
 
 

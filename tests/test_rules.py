@@ -9,7 +9,8 @@ from conftest import DATA
 
 from ideaforge import prompts
 from ideaforge.agent.checklist import analyze
-from ideaforge.agent.rules import _QUOTED, _vocab, categories, extract_elements, rules_spec
+from ideaforge.agent.families import _QUOTED
+from ideaforge.agent.rules import _vocab, categories, extract_elements, rules_spec
 from ideaforge.agent.text import words
 from ideaforge.errors import InputError
 from ideaforge.tools.clip_tokenizer import count_tokens
