@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from ideaforge.tools.diffusion.families import Encoder, Family, family_named
@@ -62,7 +63,7 @@ def _prompt_warnings(
 
 def _overflow(family: Family, encoder: Encoder, tokenizer: Any, label: str, text: str) -> str | None:
     limit = encoder.max_tokens
-    count = len(tokenizer(plain_prompt(text), truncation=False)["input_ids"])
+    count = _count(tokenizer, plain_prompt(text))
     if count <= limit:
         return None
     if encoder.name.startswith("clip"):
@@ -73,3 +74,21 @@ def _overflow(family: Family, encoder: Encoder, tokenizer: Any, label: str, text
         f"{label} is {count} {encoder.name.upper()} tokens; the {encoder.name} encoder reads only the first "
         f"{limit}, so the rest was cut"
     )
+
+
+# Token counts per tokenizer and text: a seed search or a batch sends the same prompts call after call.
+_COUNTS: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
+_MAX_COUNTS = 4096
+
+
+def _count(tokenizer: Any, text: str) -> int:
+    try:
+        known = _COUNTS.setdefault(tokenizer, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced: count every time
+        known = {}
+    found = known.get(text)
+    if found is None:
+        if len(known) >= _MAX_COUNTS:
+            known.clear()
+        found = known[text] = len(tokenizer(text, truncation=False)["input_ids"])
+    return found

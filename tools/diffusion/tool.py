@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import re
@@ -447,12 +448,12 @@ class DiffusionTool:
             num_inference_steps=params.steps,
             guidance_scale=params.guidance,
             generator=[torch.Generator("cpu").manual_seed(seed) for _, _, seed in batch],
-            callback_on_step_end=callback,
-            callback_on_step_end_tensor_inputs=["latents"],
             output_type="pil",
             width=params.width,
             height=params.height,
         )
+        if on_step is not None or cancel is not None:  # nobody listening: no callback for diffusers to call
+            kwargs.update(callback_on_step_end=callback, callback_on_step_end_tensor_inputs=["latents"])
         if init is not None:
             kwargs.update(image=[init] * len(batch), strength=params.strength)
         kwargs = _accepted(pipe, kwargs)
@@ -505,7 +506,16 @@ def _prompt_kwargs(entry: _Loaded, pipe: Any, requests: list[ImageRequest]) -> d
 
 def _accepted(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The arguments the pipeline's `__call__` takes (img2img pipelines of SD take no size; generic ones vary)."""
-    parameters = inspect.signature(pipe.__call__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    parameters = _parameters(type(pipe))
+    if parameters is None:
         return kwargs
     return {key: value for key, value in kwargs.items() if key in parameters}
+
+
+@functools.lru_cache(maxsize=64)
+def _parameters(pipeline_class: type) -> frozenset[str] | None:
+    """The names `__call__` of a pipeline class takes; None when it takes any keyword."""
+    parameters = inspect.signature(pipeline_class.__call__).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return frozenset(parameters)
