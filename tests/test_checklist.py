@@ -416,3 +416,22 @@ def test_a_thing_named_again_is_the_same_thing() -> None:
     two = _triples("a girl with red hair and a boy with black hair")
     assert ("relation", "boy", "with", "boy's black hair") in two  # two heads of hair, told apart by colour
     assert not [t for t in two if t[0] == "relation" and {t[1], t[3]} == {"girl", "boy"}]  # the boy is not hers
+
+
+def test_a_medium_before_of_is_the_kind_of_picture_not_a_thing() -> None:
+    for idea, style, thing in [("a pencil sketch of a horse", "pencil sketch", "horse"),
+                               ("a large oil painting of a ship in a storm", "large oil painting", "ship"),
+                               ("Ink-and-wash drawing of a mountain village", "Ink-and-wash drawing", "mountain village"),
+                               ("an etching of a tall ship", "etching", "ship")]:
+        found = _found(idea)
+        assert ("style", "image", style, None) in found, found
+        assert [s for k, s, _, _ in found if k == "entity"] == [thing], found
+        assert not any(k == "relation" for k, *_ in found), found
+        assert sum(k == "style" for k, *_ in found) == 1, found  # not "sketch" beside "pencil sketch"
+    # A frame word after a thing, with nothing "of" after it, still leaves the thing ("a Disney graveyard photo").
+    assert [s for k, s, _, _ in _found("a Disney graveyard photo") if k == "entity"] == ["graveyard"]
+
+
+def test_verbs_of_motion_relate_their_subject() -> None:
+    assert ("relation", "tower", "rises over", "city") in _found("A stone tower rises over the old city")
+    assert ("relation", "eagle", "soars above", "valley") in _found("an eagle soars above the valley")

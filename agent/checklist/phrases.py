@@ -155,7 +155,9 @@ def _chunk(toks: list[Tok]) -> list[Any]:
         if owner in ("your", "my", "our"):
             words.insert(0, owner)  # "your left leg": no one else's, and so named
         # "a Disney graveyard photo": the photo is the frame, the graveyard the thing.
-        if len(words) > 1 and words[-1].lower() in d["_frame_of"]:
+        # But "an oil painting of a ship", "a pencil sketch of a horse": a picture of what follows, made with that.
+        picture_of = i < n and toks[i].low == "of" and len(words) > 1 and words[-2].lower() not in d["_frame_of"]
+        if len(words) > 1 and words[-1].lower() in d["_frame_of"] and not picture_of:
             words = words[:-1]
         out.append(NP(words[-1], words, adjectives, count, quote, span[0].start, span[-1].end, owner=owner))
     return out
@@ -255,9 +257,9 @@ def of_phrases(text: str, units: list[Any], add: Callable[..., None]) -> list[An
             i += 3
             continue
         if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"
-                and isinstance(units[i + 2], NP) and u.head.lower() in d["_frame_of"] and len(u.words) == 1):
-            if u.adjectives:  # "a beautiful portrait of a woman": what kind of picture
-                add("style", "image", " ".join([*u.adjectives, u.head.lower()]))
+                and isinstance(units[i + 2], NP) and u.head.lower() in d["_frame_of"]):
+            if u.adjectives or len(u.words) > 1:  # "a beautiful portrait of a woman", "an oil painting of": the kind
+                add("style", "image", " ".join([*u.adjectives, *u.words[:-1], u.head.lower()]))
             i += 2  # "a photo of a robot": the robot, read again ("a painting of the Statue of Liberty")
             continue
         if (isinstance(u, NP) and i + 2 < len(units) and isinstance(units[i + 1], Tok) and units[i + 1].low == "of"

@@ -157,6 +157,10 @@ class _Reader:
                 if kind == "style":  # "fantasy digital art" says all that "digital art" said
                     self.raw = [r for r in self.raw if not (r[:2] == ("style", "image") and r[2] != value
                                                             and r[2] and value.lower().endswith(" " + r[2]))]
+        # "a pencil sketch of a horse": the pencil sketch says all that the sketch said
+        kinds = [r[2].lower() for r in self.raw if r[:2] == ("style", "image") and r[2]]
+        self.raw = [r for r in self.raw if not (r[:2] == ("style", "image") and r[2]
+                                                and any(k.endswith(" " + r[2].lower()) for k in kinds))]
 
     def _tell_apart(self, nps: list[NP]) -> None:
         """'a red square, a blue square and three purple squares': three different squares (DSG's square_1,

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import inspect
 import math
 import re
@@ -506,16 +505,16 @@ def _prompt_kwargs(entry: _Loaded, pipe: Any, requests: list[ImageRequest]) -> d
 
 def _accepted(pipe: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     """The arguments the pipeline's `__call__` takes (img2img pipelines of SD take no size; generic ones vary)."""
-    parameters = _parameters(type(pipe))
-    if parameters is None:
+    cls = type(pipe)
+    if cls not in _PARAMETERS:  # inspecting the signature costs more than a tiny model's step
+        parameters = inspect.signature(cls.__call__).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        _PARAMETERS[cls] = None if takes_any else frozenset(parameters)
+    names = _PARAMETERS[cls]
+    if names is None:
         return kwargs
-    return {key: value for key, value in kwargs.items() if key in parameters}
+    return {key: value for key, value in kwargs.items() if key in names}
 
 
-@functools.lru_cache(maxsize=64)
-def _parameters(pipeline_class: type) -> frozenset[str] | None:
-    """The names `__call__` of a pipeline class takes; None when it takes any keyword."""
-    parameters = inspect.signature(pipeline_class.__call__).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return None
-    return frozenset(parameters)
+# The names `__call__` of each pipeline class takes; None when it takes any keyword.
+_PARAMETERS: dict[type, frozenset[str] | None] = {}
