@@ -154,11 +154,9 @@ class _Reader:
             main = next((np.subject for np in self.history if not np.negated and self._thing(np)), "image")
             for kind, value in fragments:
                 self.add(kind, main, value)  # what the whole picture, its main subject, looks like
-                if kind == "style":  # "fantasy digital art" says all that "digital art" said
-                    self.raw = [r for r in self.raw if not (r[:2] == ("style", "image") and r[2] != value
-                                                            and r[2] and value.lower().endswith(" " + r[2]))]
-        # "a pencil sketch of a horse": the pencil sketch says all that the sketch said
-        kinds = [r[2].lower() for r in self.raw if r[:2] == ("style", "image") and r[2]]
+        # "fantasy digital art", "a pencil sketch of a horse": the longer style says all that "digital art" and
+        # "sketch" said
+        kinds = [r[2].lower() for r in self.raw if r[0] == "style" and r[2]]
         self.raw = [r for r in self.raw if not (r[:2] == ("style", "image") and r[2]
                                                 and any(k.endswith(" " + r[2].lower()) for k in kinds))]
 
