@@ -12,9 +12,9 @@ Example:
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
+from ideaforge.tools.clip_tokenizer import count_tokens
 from ideaforge.tools.diffusion.families import Encoder, Family, family_named
 from ideaforge.tools.diffusion.params import ImageRequest
 from ideaforge.tools.diffusion.weighting import _WEIGHTED, plain_prompt
@@ -63,7 +63,7 @@ def _prompt_warnings(
 
 def _overflow(family: Family, encoder: Encoder, tokenizer: Any, label: str, text: str) -> str | None:
     limit = encoder.max_tokens
-    count = _count(tokenizer, plain_prompt(text))
+    count = count_tokens(plain_prompt(text), tokenizer)  # remembered per tokenizer and text
     if count <= limit:
         return None
     if encoder.name.startswith("clip"):
@@ -75,20 +75,3 @@ def _overflow(family: Family, encoder: Encoder, tokenizer: Any, label: str, text
         f"{limit}, so the rest was cut"
     )
 
-
-# Token counts per tokenizer and text: a seed search or a batch sends the same prompts call after call.
-_COUNTS: weakref.WeakKeyDictionary[Any, dict[str, int]] = weakref.WeakKeyDictionary()
-_MAX_COUNTS = 4096
-
-
-def _count(tokenizer: Any, text: str) -> int:
-    try:
-        known = _COUNTS.setdefault(tokenizer, {})
-    except TypeError:  # a tokenizer that cannot be weakly referenced: count every time
-        known = {}
-    found = known.get(text)
-    if found is None:
-        if len(known) >= _MAX_COUNTS:
-            known.clear()
-        found = known[text] = len(tokenizer(text, truncation=False)["input_ids"])
-    return found
